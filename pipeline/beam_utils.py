@@ -1,0 +1,178 @@
+"""The thin Beam shell shared by every stage: options, Parquet I/O, rejects, metrics, markers.
+
+Guarantees:
+- ``pipeline_options`` never lets a job fall back to a runner that needs a download: when no
+  ``--runner`` is given it pins Beam's in-process ``FnApiRunner`` (the DirectRunner of Beam
+  >= 2.68 first tries to fetch Prism from the internet).
+- Parquet shards get deterministic names ``<prefix>-SSSSS-of-NNNNN.parquet``; every shard is
+  written even when empty, so a folder's shape depends only on ``num_shards``.
+- Output folders are only marked complete (``_SUCCESS``) after everything in them is written.
+- Files are written through Beam's ``FileSystems``, so output folders may be local, ``gs://``
+  or ``s3://``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import Metrics, MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.schema import REJECT_SCHEMA
+
+DEFAULT_RUNNER = "FnApiRunner"
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+    """PipelineOptions from pass-through command-line args, with a download-free default runner."""
+    args = list(beam_args)
+    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
+        args.append(f"--runner={DEFAULT_RUNNER}")
+    return PipelineOptions(args)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts for local paths and for ``gs://`` / ``s3://`` URLs alike."""
+    return FileSystems.join(base, *parts)
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` (any Beam filesystem), atomically on local disk."""
+    data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8")
+    write_bytes(path, data)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write bytes to ``path``; on a local filesystem via a temporary file and an atomic rename."""
+    if "://" not in path:
+        import os
+        import tempfile
+
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+        return
+    with FileSystems.create(path) as fh:
+        fh.write(data)
+
+
+def read_json(path: str) -> Any:
+    with FileSystems.open(path) as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+def is_complete(output_dir: str) -> bool:
+    """True when ``output_dir`` holds a completion marker written by ``mark_complete``."""
+    return FileSystems.exists(join(output_dir, SUCCESS_MARKER))
+
+
+def mark_complete(output_dir: str, info: dict | None = None) -> None:
+    """Write the completion marker; call it last, after every output of the stage exists."""
+    write_json(join(output_dir, SUCCESS_MARKER), {"completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(info or {})})
+
+
+def clear_output(output_dir: str) -> None:
+    """Remove a previous (possibly half-written) output folder so a stage starts clean."""
+    if FileSystems.exists(output_dir):
+        if "://" not in output_dir:
+            import shutil
+
+            shutil.rmtree(output_dir)
+        else:
+            matches = FileSystems.match([join(output_dir, "**")])[0].metadata_list
+            if matches:
+                FileSystems.delete([m.path for m in matches])
+
+
+class WriteParquetShards(beam.PTransform):
+    """Write dict rows to ``<directory>/<prefix>-SSSSS-of-NNNNN.parquet`` (zstd) with a fixed schema."""
+
+    def __init__(self, directory: str, schema: pa.Schema, num_shards: int = 1, prefix: str = "part",
+                 row_group_bytes: int = 64 * 1024 * 1024):
+        super().__init__()
+        self.directory = directory
+        self.schema = schema
+        self.num_shards = num_shards
+        self.prefix = prefix
+        self.row_group_bytes = row_group_bytes
+
+    def expand(self, rows):
+        names = self.schema.names
+        return (
+            rows
+            | "Conform" >> beam.Map(lambda r: {n: r.get(n) for n in names})
+            | "Write" >> beam.io.WriteToParquet(
+                join(self.directory, self.prefix),
+                self.schema,
+                codec="zstd",
+                num_shards=self.num_shards,
+                shard_name_template="-SSSSS-of-NNNNN",
+                file_name_suffix=".parquet",
+                row_group_buffer_size=self.row_group_bytes,
+            )
+        )
+
+
+class WriteRejects(beam.PTransform):
+    """Write ``REJECT_SCHEMA`` rows to ``<output_dir>/rejects/``."""
+
+    def __init__(self, output_dir: str, num_shards: int = 1):
+        super().__init__()
+        self.output_dir = output_dir
+        self.num_shards = num_shards
+
+    def expand(self, rejects):
+        return rejects | WriteParquetShards(join(self.output_dir, "rejects"), REJECT_SCHEMA, self.num_shards)
+
+
+def count(namespace: str, name: str) -> None:
+    """Increment a Beam counter (for use inside transforms)."""
+    Metrics.counter(namespace, name).inc()
+
+
+def counters(result, namespace: str | None = None) -> dict[str, int]:
+    """The final values of a finished pipeline's counters, as ``{"namespace:name": value}``.
+
+    Uses committed values where the runner reports them, attempted values otherwise.
+    """
+    query = result.metrics().query(MetricsFilter())
+    out: dict[str, int] = {}
+    for counter in query["counters"]:
+        key = counter.key.metric
+        if namespace and key.namespace != namespace:
+            continue
+        value = counter.committed if counter.committed is not None else counter.attempted
+        name = f"{key.namespace}:{key.name}"
+        out[name] = out.get(name, 0) + int(value or 0)
+    return dict(sorted(out.items()))
+
+
+def run_pipeline(pipeline: beam.Pipeline) -> Any:
+    """Run a built pipeline to completion and return its result."""
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def read_parquet_rows(pattern: str | Iterable[str]) -> beam.PTransform:
+    """A transform reading dict rows from Parquet files matching one glob (or several)."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    if len(patterns) == 1:
+        return beam.io.ReadFromParquet(patterns[0])
+    return beam.Create(patterns) | beam.io.ReadAllFromParquet()
+
+
+def parquet_glob(path: str) -> str:
+    """A glob for the Parquet files of a stage output folder, or ``path`` itself if it is a glob/file."""
+    if any(ch in path for ch in "*?[") or path.endswith(".parquet"):
+        return path
+    return join(path, "*.parquet")
