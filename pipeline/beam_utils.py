@@ -156,11 +156,32 @@ def counters(result, namespace: str | None = None) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+_LAST_RESULT: list[Any] = []
+
+
 def run_pipeline(pipeline: beam.Pipeline) -> Any:
-    """Run a built pipeline to completion and return its result."""
+    """Run a built pipeline to completion and return its result.
+
+    The result is also kept for ``last_result()``: with ``--runner=DataflowRunner --dry_run=True``
+    it carries the built (unsubmitted) Dataflow job as ``result.job``, which the orchestrator and
+    the dry-run tests inspect.
+    """
     result = pipeline.run()
     result.wait_until_finish()
+    _LAST_RESULT[:] = [result]
     return result
+
+
+def last_result() -> Any:
+    """The result of the most recent ``run_pipeline`` call in this process (None before any)."""
+    return _LAST_RESULT[0] if _LAST_RESULT else None
+
+
+def is_dry_run(options: PipelineOptions) -> bool:
+    """True when the job is only being built (``--dry_run=True``), so driver-side data work must be skipped."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(options.view_as(TestOptions).dry_run)
 
 
 def read_parquet_rows(pattern: str | Iterable[str]) -> beam.PTransform:
