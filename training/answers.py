@@ -13,7 +13,8 @@ the final answer against the gold one):
 3. **Equivalence** (``answers_equal``), cheapest first: identical after a Minerva-style
    normalisation (``\\left/\\right``, ``\\dfrac``, ``\\text{}``/``\\mbox{}`` wrappers, units,
    degrees, ``\\%``, ``\\$``, thousands separators, ``x =`` prefixes, spacing); equal as
-   numbers (fractions, decimals, percent, commas) within a relative 1e-6; else symbolic
+   numbers (fractions, decimals, percent, commas), exactly, or to the
+   precision of a decimal written with at least four places (``0.3333`` = ``1/3``); else symbolic
    equality by Math-Verify (intervals, sets, tuples, matrices, sqrt, pi, equations).
 
 Safety in threads and worker processes: Math-Verify's default timeout uses ``signal.alarm``,
@@ -332,11 +333,24 @@ def _as_number(text: str) -> Fraction | float | None:
     return None
 
 
-def _numbers_equal(a: Fraction, b: Fraction) -> bool:
+def _decimal_places(text: str) -> int:
+    m = re.fullmatch(r"[-+]?\d*\.(\d+)", text)
+    return len(m.group(1)) if m else 0
+
+
+def _numbers_equal(a: Fraction, b: Fraction, a_text: str = "", b_text: str = "") -> bool:
+    """Exact equality; a decimal written with >= 4 places also matches a value that rounds to it.
+
+    ``0.3333`` equals ``1/3`` (rounded to four places), ``0.33`` does not, and integers are
+    compared exactly (``1450001`` is not ``1450000``).
+    """
     if a == b:
         return True
-    scale = max(abs(a), abs(b))
-    return abs(a - b) <= Fraction(1, 10**6) * scale
+    for value, text, other in ((a, a_text, b), (b, b_text, a)):
+        places = _decimal_places(text)
+        if places >= 4 and abs(other - value) <= Fraction(1, 2 * 10**places):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,7 +441,7 @@ def _single_answers_equal(pred: str, gold: str) -> bool:
     num_pred = _as_number(norm_pred)
     num_gold = _as_number(norm_gold)
     if num_pred is not None and num_gold is not None:
-        return _numbers_equal(num_pred, num_gold)
+        return _numbers_equal(num_pred, num_gold, norm_pred, norm_gold)
     if _is_choice(norm_gold) or _is_choice(norm_pred):
         return _choice_letters(pred) == _choice_letters(gold)
     if norm_pred.lower() == norm_gold.lower() and not re.search(r"[a-zA-Z]", norm_gold):
