@@ -20,6 +20,17 @@ BEAM_RUNNERS = {
     "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
 }
 
+# Builds a Dataflow job offline (nothing is submitted, nothing is contacted). Bucket and project
+# names must be syntactically valid or Beam's option validation tries to create a default bucket.
+DATAFLOW_DRY_RUN_ARGS = [
+    "--runner=DataflowRunner",
+    "--dry_run=True",
+    "--no_auth",
+    "--project=dsm-test-project",
+    "--region=us-central1",
+    "--temp_location=gs://dsm-test-bucket/tmp",
+]
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
