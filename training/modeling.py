@@ -106,17 +106,20 @@ def build_config(spec: dict):
     return AutoConfig.for_model(model_type, **spec)
 
 
-def load_model(source: str | Path | dict, tokenizer=None, dtype: torch.dtype | None = None, seed: int | None = None):
+def load_model(source: str | Path | dict, tokenizer=None, dtype: torch.dtype | None = None, seed: int | None = None,
+               attn_implementation: str | None = None):
     """An ``AutoModelForCausalLM`` from a checkpoint folder, or built from a config (dict or file).
 
     For a from-scratch model, the tokenizer's special-token ids are written into the config and
     the vocabulary is sized to the tokenizer when one is given. Weights of a from-scratch model
-    depend only on ``seed`` (when given).
+    depend only on ``seed`` (when given). ``attn_implementation`` (e.g. ``"sdpa"``,
+    ``"flash_attention_2"``) is passed to Hugging Face when given.
     """
     from transformers import AutoModelForCausalLM
 
     if isinstance(source, (str, Path)) and Path(source).is_dir():
-        return AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True, dtype=dtype)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        return AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True, dtype=dtype, **extra)
     spec = _read_config_file(Path(source)) if isinstance(source, (str, Path)) else dict(source)
     if tokenizer is not None:
         spec.setdefault("vocab_size", len(tokenizer))
@@ -128,7 +131,8 @@ def load_model(source: str | Path | dict, tokenizer=None, dtype: torch.dtype | N
     config = build_config(spec)
     if seed is not None:
         torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_config(config, **extra)
     if dtype is not None:
         model = model.to(dtype)
     return model
