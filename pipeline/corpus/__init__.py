@@ -1,0 +1,1 @@
+"""The final corpus stage: token counts, deterministic Parquet shards, manifest and dataset card."""

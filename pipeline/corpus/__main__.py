@@ -1,0 +1,4 @@
+from pipeline.corpus.pipeline import main
+
+if __name__ == "__main__":
+    main()
