@@ -1,0 +1,146 @@
+"""The run report: one ``report.md`` (plus PNGs) that tells the story of a ``pipeline.run``.
+
+Pages per stage (a funnel), what each stage dropped and why, the recall rounds, the math domains
+found, and the final corpus. It reads only the stages' ``summary.json`` files, so it can be
+rebuilt at any time from a finished output folder.
+"""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from pipeline import beam_utils
+
+
+def _first_int(summary: dict, *keys: str) -> int | None:
+    for key in keys:
+        value = summary.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def stage_rows(summaries: dict[str, dict]) -> list[tuple[str, int | None, int | None]]:
+    """(stage, rows in, rows out) for each stage, from the keys the stages write."""
+    out = []
+    for name, s in summaries.items():
+        rows_in = _first_int(s, "rows_in", "pages_read", "input_rows", "pool_rows", "records_read")
+        rows_out = _first_int(s, "rows_out", "pages_kept", "kept", "recalled", "rows", "clean")
+        out.append((name, rows_in, rows_out))
+    return out
+
+
+def drop_reasons(summaries: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """Per stage, every ``*_by_reason`` mapping merged: {stage: {reason: count}}."""
+    result: dict[str, dict[str, int]] = {}
+    for name, s in summaries.items():
+        merged: dict[str, int] = {}
+        for key, value in s.items():
+            if key.endswith("by_reason") and isinstance(value, dict):
+                for reason, n in value.items():
+                    if isinstance(n, (int, float)):
+                        merged[reason] = merged.get(reason, 0) + int(n)
+        if merged:
+            result[name] = dict(sorted(merged.items(), key=lambda kv: -kv[1]))
+    return result
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def funnel_png(rows: list[tuple[str, int | None, int | None]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r[0] for r in rows]
+    kept = [r[2] or 0 for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bars = ax.barh(names[::-1], kept[::-1], color="#4878a8")
+    ax.bar_label(bars, labels=[f"{v:,}" for v in kept[::-1]], padding=3, fontsize=8)
+    ax.set_xlabel("pages out of the stage")
+    ax.set_title("Pages per stage")
+    plt.close(fig)
+    return _png(fig)
+
+
+def drops_png(drops: dict[str, dict[str, int]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values = [], []
+    for stage, reasons in drops.items():
+        for reason, n in list(reasons.items())[:8]:
+            labels.append(f"{stage}: {reason}")
+            values.append(n)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(4, len(labels)) + 1))
+    bars = ax.barh(labels[::-1], values[::-1], color="#c0504d")
+    ax.bar_label(bars, labels=[f"{v:,}" for v in values[::-1]], padding=3, fontsize=8)
+    ax.set_xlabel("pages")
+    ax.set_title("Dropped or skipped, by stage and reason")
+    plt.close(fig)
+    return _png(fig)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else ("-" if v is None else str(v))
+
+
+def render_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> str:
+    rows = stage_rows(summaries)
+    drops = drop_reasons(summaries)
+    lines = ["# Corpus run report", ""]
+    lines += [f"- input: {', '.join(f'`{i}`' for i in cfg.input)}", f"- output: `{cfg.output}`",
+              f"- wall time: {wall_seconds:.1f} s", ""]
+    lines += ["## Pages per stage", "", "![pages per stage](report_funnel.png)", "",
+              "| stage | in | out |", "|---|---|---|"]
+    lines += [f"| {n} | {_fmt(i)} | {_fmt(o)} |" for n, i, o in rows]
+    lines.append("")
+    if drops:
+        lines += ["## Dropped, by reason", "", "![drops](report_drops.png)", ""]
+        for stage, reasons in drops.items():
+            lines.append(f"- **{stage}**: " + ", ".join(f"{r} {_fmt(n)}" for r, n in reasons.items()))
+        lines.append("")
+    rounds = summaries.get("rounds") or {}
+    per_round = rounds.get("rounds") if isinstance(rounds.get("rounds"), list) else None
+    if per_round:
+        keys = [k for k in ("round", "threshold", "recalled", "recalled_tokens", "overlap_with_previous",
+                            "math_domains", "new_positives", "val_roc_auc") if any(k in r for r in per_round)]
+        lines += ["## Recall rounds", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        for r in per_round:
+            lines.append("| " + " | ".join(_fmt(r.get(k)) if not isinstance(r.get(k), float) else f"{r.get(k):.4g}"
+                                           for k in keys) + " |")
+        lines += ["", f"Stopped: {rounds.get('stop_reason', '-')}. Per-round reports and plots: `rounds/`.", ""]
+    domains = rounds.get("math_domains_final") or rounds.get("math_domains")
+    if isinstance(domains, list) and domains:
+        lines += ["## Math domains found", ""] + [f"- {d if isinstance(d, str) else json.dumps(d)}" for d in domains[:50]] + [""]
+    corpus = summaries.get("corpus") or {}
+    if corpus:
+        lines += ["## Final corpus", "", f"- rows: {_fmt(corpus.get('rows'))}, tokens: {_fmt(corpus.get('tokens'))}, "
+                  f"shards: {_fmt(corpus.get('num_shards'))} (`corpus/data/`, manifest `corpus/manifest.json`, "
+                  "card `corpus/README.md`)", ""]
+    return "\n".join(lines)
+
+
+def write_run_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> None:
+    """Write ``report.md`` + PNGs under the run's output, and refresh the corpus card with every stage."""
+    from pipeline.corpus.card import write_card
+
+    out = cfg.output
+    beam_utils.write_bytes(beam_utils.join(out, "report_funnel.png"), funnel_png(stage_rows(summaries)))
+    drops = drop_reasons(summaries)
+    if drops:
+        beam_utils.write_bytes(beam_utils.join(out, "report_drops.png"), drops_png(drops))
+    beam_utils.write_bytes(beam_utils.join(out, "report.md"), render_report(cfg, summaries, wall_seconds).encode("utf-8"))
+    corpus_dir = beam_utils.join(out, "corpus")
+    manifest_path = beam_utils.join(corpus_dir, "manifest.json")
+    if beam_utils.FileSystems.exists(manifest_path):
+        params = {name: getattr(cfg, name) for name in ("extract", "dedup", "rounds", "decontaminate", "corpus", "beam")}
+        write_card(corpus_dir, beam_utils.read_json(manifest_path), summaries, parameters=params, sources=list(cfg.input))

@@ -1,0 +1,182 @@
+"""One command for the whole corpus: extract -> dedup -> recall rounds -> decontaminate -> corpus.
+
+``python -m pipeline.run [--config FILE] [--input GLOB ...] [--output DIR] [--force] [--stages a,b]
+[any Beam pipeline option]``
+
+With no arguments it runs on the sample bundled in the repository and writes to ``./out``.
+Each stage writes into ``<output>/<stage>/`` and marks it complete (``_SUCCESS``) only after all of
+its files exist; a rerun skips every stage whose folder is complete, and restarts a stage whose
+folder is incomplete from scratch, so an interrupted run never leaves a half-written stage that
+looks finished. The YAML config sets every stage's options (``extract: {num_shards: 4}`` becomes
+``--num_shards=4`` for the extract stage); Beam options given on the command line, or under
+``beam:`` in the YAML, pass through to every stage's job.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import yaml
+
+from pipeline import beam_utils
+from pipeline.paths import SAMPLE_WARC_GLOB, SEED_DIR
+
+log = logging.getLogger("pipeline.run")
+
+STAGES = ["extract", "dedup", "rounds", "decontaminate", "corpus"]
+
+
+@dataclass
+class RunConfig:
+    """The whole job. Stage sections are option mappings passed to that stage's command line."""
+
+    input: list[str] = field(default_factory=lambda: [SAMPLE_WARC_GLOB])
+    output: str = "out"
+    seed: list[str] = field(default_factory=lambda: [str(SEED_DIR / "math_seed.jsonl.gz")])
+    beam: dict = field(default_factory=dict)
+    extract: dict = field(default_factory=dict)
+    dedup: dict = field(default_factory=dict)
+    rounds: dict = field(default_factory=dict)
+    decontaminate: dict = field(default_factory=dict)
+    corpus: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | None) -> RunConfig:
+        if not path:
+            return cls()
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected {sorted(cls.__dataclass_fields__)}")
+        for key in ("input", "seed"):
+            if isinstance(data.get(key), str):
+                data[key] = [data[key]]
+        return cls(**data)
+
+
+def options_to_argv(options: dict) -> list[str]:
+    """``{"num_shards": 4, "flag": True, "multi": [a, b]}`` -> ``["--num_shards=4", "--flag", "--multi=a", "--multi=b"]``."""
+    argv: list[str] = []
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(f"--{key}")
+        elif isinstance(value, (list, tuple)):
+            argv += [f"--{key}={v}" for v in value]
+        else:
+            argv.append(f"--{key}={value}")
+    return argv
+
+
+@dataclass
+class StagePlan:
+    name: str
+    module: str  # module exposing run(argv) -> dict
+    argv: list[str]
+    output: str
+
+
+def stage_dir(output: str, name: str) -> str:
+    return beam_utils.join(output, name)
+
+
+def plan_stages(cfg: RunConfig, beam_args: Sequence[str]) -> list[StagePlan]:
+    """The command line of every stage, wired output-to-input."""
+    out = cfg.output
+    beam_argv = options_to_argv(cfg.beam) + list(beam_args)
+    d = {name: stage_dir(out, name) for name in STAGES}
+    plans = [
+        StagePlan("extract", "pipeline.extract.pipeline",
+                  [f"--input={g}" for g in cfg.input] + [f"--output={d['extract']}"], d["extract"]),
+        StagePlan("dedup", "pipeline.dedup.pipeline", [f"--input={d['extract']}", f"--output={d['dedup']}"], d["dedup"]),
+        StagePlan("rounds", "pipeline.rounds.pipeline",
+                  [f"--pool={d['dedup']}"] + [f"--seed={s}" for s in cfg.seed] + [f"--output={d['rounds']}"], d["rounds"]),
+        StagePlan("decontaminate", "pipeline.decontaminate.pipeline",
+                  [f"--input={recalled_dir(d['rounds'])}", f"--output={d['decontaminate']}"], d["decontaminate"]),
+        StagePlan("corpus", "pipeline.corpus.pipeline", [f"--input={d['decontaminate']}", f"--output={d['corpus']}"], d["corpus"]),
+    ]
+    for plan in plans:
+        plan.argv += options_to_argv(getattr(cfg, plan.name)) + beam_argv
+    return plans
+
+
+def recalled_dir(rounds_dir: str) -> str:
+    """Where the recall rounds leave the final recalled pages."""
+    return beam_utils.join(rounds_dir, "recalled")
+
+
+def run_stage(plan: StagePlan, force: bool = False) -> tuple[dict, bool]:
+    """Run one stage unless its output is complete; returns (summary, skipped)."""
+    if not force and beam_utils.is_complete(plan.output):
+        summary_path = beam_utils.join(plan.output, "summary.json")
+        summary = beam_utils.read_json(summary_path) if beam_utils.FileSystems.exists(summary_path) else {}
+        return summary, True
+    module = importlib.import_module(plan.module)
+    return module.run(plan.argv), False
+
+
+def parse_args(argv: Sequence[str] | None):
+    parser = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="YAML file with every stage's options")
+    parser.add_argument("--input", action="append", help="WARC/ARC/WET glob (repeatable); default: the bundled sample")
+    parser.add_argument("--output", help="output folder (local, gs:// or s3://); default ./out")
+    parser.add_argument("--seed", action="append", help="seed positives (Parquet/JSONL with a text column)")
+    parser.add_argument("--force", action="store_true", help="rerun stages even when their output is complete")
+    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of stages to run, in order")
+    return parser.parse_known_args(argv)
+
+
+def run(argv: Sequence[str] | None = None) -> dict:
+    """Run the chain; returns ``{stage: summary}`` and writes the run report."""
+    from pipeline.report import write_run_report
+
+    args, beam_args = parse_args(argv)
+    cfg = RunConfig.from_yaml(args.config)
+    if args.input:
+        cfg.input = args.input
+    if args.output:
+        cfg.output = args.output
+    if args.seed:
+        cfg.seed = args.seed
+    wanted = [s for s in args.stages.split(",") if s]
+    unknown = set(wanted) - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+    summaries: dict[str, dict] = {}
+    started = time.time()
+    for i, plan in enumerate(plan_stages(cfg, beam_args), 1):
+        if plan.name not in wanted:
+            continue
+        t0 = time.time()
+        print(f"[{i}/{len(STAGES)}] {plan.name}: {plan.output}", flush=True)
+        summary, skipped = run_stage(plan, force=args.force)
+        summaries[plan.name] = summary
+        note = "skipped (complete)" if skipped else f"done in {time.time() - t0:.1f}s"
+        print(f"[{i}/{len(STAGES)}] {plan.name}: {note} {headline(summary)}", flush=True)
+    if summaries.get("corpus", {}).get("dry_run"):
+        return summaries
+    if "corpus" in summaries:
+        write_run_report(cfg, summaries, wall_seconds=time.time() - started)
+        print(f"report: {beam_utils.join(cfg.output, 'report.md')}")
+    return summaries
+
+
+def headline(summary: dict) -> str:
+    keys = ["pages_read", "pages_kept", "rows_in", "rows_out", "rows", "tokens", "kept", "removed"]
+    parts = [f"{k}={summary[k]}" for k in keys if isinstance(summary.get(k), (int, float))]
+    return ("(" + ", ".join(parts) + ")") if parts else ""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(argv)
+
+
+if __name__ == "__main__":
+    main()
