@@ -1,13 +1,59 @@
 """HTML -> main text with the math kept as TeX.
 
-PROVISIONAL: this is the interface the extract pipeline calls; its body is plain trafilatura
-for now and is being replaced by the math-preserving extractor.
+Method (three steps, each in its own module):
+
+1. ``math_formulas.rewrite_formulas``: on the parsed lxml tree, every formula held as markup
+   (MathJax/KaTeX scripts and rendered output, MathML, Wikipedia math, LaTeX images, TeX
+   attributes and custom elements) is replaced in place by its TeX, wrapped in sentinel
+   characters the extractor keeps.
+2. ``trafilatura.extract`` on that tree (plain-text output, so nothing is Markdown-escaped):
+   the main-text extraction and boilerplate removal are trafilatura's, unchanged.
+3. ``math_delimiters.rewrite_delimited_math`` on the extracted text: TeX the page holds as
+   text between the delimiters its MathJax/KaTeX reads (``\\(..\\)``, ``\\[..\\]``, ``$$..$$``,
+   ``\\begin{align}``..., and the pairs the page configures such as ``$..$`` or ``##..##``;
+   backtick AsciiMath when the page loads it, converted to LaTeX) is rewritten as
+   ``$..$``/``$$..$$``; the sentinels become ``$..$``/``$$..$$``.
+
+``num_formulas`` counts the formulas in the returned text (markup formulas that survived the
+extraction plus delimited ones). The title is trafilatura's title heuristic (``og:title``,
+``<title>``, ``<h1>``), read before the tree is changed.
+
+Bounds on pathological input: only the first ``MAX_HTML_CHARS`` characters are parsed (Common
+Crawl itself truncates payloads at 1 MiB); lxml's parser stops nesting at depth 256, so deep
+nesting costs nothing extra; at most ``MAX_FORMULAS`` formulas per page are converted (see
+``math_formulas``). ``extract_main_text`` never raises: any failure gives an empty text.
+
+Departures from the paper: the paper does not describe its HTML extraction; this follows
+OpenWebMath's idea (keep the math as TeX during extraction) with trafilatura as the extractor.
 """
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 
+import lxml.html
 import trafilatura
+from lxml import etree
+from trafilatura.metadata import extract_title
+
+from .math_asciimath import asciimath_to_latex
+from .math_delimiters import page_delimiters, rewrite_delimited_math
+from .math_recovery import find_math_runs, restore_dropped_math
+from .math_formulas import DISPLAY_CLOSE, DISPLAY_OPEN, INLINE_CLOSE, INLINE_OPEN, SENTINELS, rewrite_formulas
+
+__all__ = ["Extracted", "extract_main_text", "MAX_HTML_CHARS"]
+
+LOG = logging.getLogger(__name__)
+
+MAX_HTML_CHARS = 4_000_000  # characters of HTML parsed per page; the rest is ignored
+
+_DISPLAY_HINT = re.compile(r"\$\$|\\\[|\\begin\{")
+_SENTINEL_TABLE = {ord(c): None for c in SENTINELS}
+_MARKED = re.compile(
+    f"{re.escape(DISPLAY_OPEN)}([^{SENTINELS}]*){re.escape(DISPLAY_CLOSE)}"
+    f"|{re.escape(INLINE_OPEN)}([^{SENTINELS}]*){re.escape(INLINE_CLOSE)}"
+)
 
 
 @dataclass(frozen=True)
@@ -19,8 +65,60 @@ class Extracted:
     num_formulas: int
 
 
+def _parse(html: str) -> etree._Element | None:
+    html = html[:MAX_HTML_CHARS].translate(_SENTINEL_TABLE)
+    # an XML declaration with an encoding is refused by lxml in a str: parse bytes instead
+    data = html.encode("utf-8", errors="replace")
+    parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
+    root = lxml.html.document_fromstring(data, parser=parser)
+    return root
+
+
+def _finish_text(text: str, delims) -> tuple[str, int]:
+    """Sentinels -> ``$``/``$$``; delimited TeX in the text between them -> ``$``/``$$``."""
+    out: list[str] = []
+    count = 0
+    pos = 0
+    converter = asciimath_to_latex if delims.asciimath else None
+    for m in _MARKED.finditer(text):
+        chunk, n = rewrite_delimited_math(text[pos : m.start()], delims, converter)
+        out.append(chunk)
+        count += n
+        if m.group(1) is not None:
+            out.append(f"$${m.group(1)}$$")
+        else:
+            out.append(f"${m.group(2)}$")
+        count += 1
+        pos = m.end()
+    chunk, n = rewrite_delimited_math(text[pos:], delims, converter)
+    out.append(chunk)
+    count += n
+    result = "".join(out).translate(_SENTINEL_TABLE)  # unpaired sentinels (cut by the extractor)
+    return result, count
+
+
 def extract_main_text(html: str, url: str | None = None) -> Extracted:
     """Extract the main text of ``html`` keeping its math as TeX. Never raises on bad HTML:
     returns an ``Extracted`` with empty text instead (callers count empty pages)."""
-    text = trafilatura.extract(html, url=url, include_comments=False) or ""
-    return Extracted(text=text, title=None, num_formulas=0)
+    try:
+        if not html or not html.strip():
+            return Extracted(text="", title=None, num_formulas=0)
+        root = _parse(html)
+        if root is None:
+            return Extracted(text="", title=None, num_formulas=0)
+        try:
+            title = extract_title(root)
+        except Exception:  # noqa: BLE001 - a title is optional
+            title = None
+        scripts = [s.text or "" for s in root.iter("script") if not (s.get("type") or "").lower().startswith("math/")]
+        srcs = [s.get("src") or "" for s in root.iter("script")]
+        delims = page_delimiters(scripts, srcs)
+        stats = rewrite_formulas(root)
+        runs = find_math_runs(root) if stats.total or _DISPLAY_HINT.search(html, 0, MAX_HTML_CHARS) else []
+        text = trafilatura.extract(root, url=url, include_comments=True) or ""
+        text = restore_dropped_math(text, runs)
+        text, num_formulas = _finish_text(text, delims)
+        return Extracted(text=text, title=title or None, num_formulas=num_formulas)
+    except Exception as exc:  # noqa: BLE001 - contract: never raise on bad HTML
+        LOG.debug("extraction failed for %s: %r", url, exc)
+        return Extracted(text="", title=None, num_formulas=0)
