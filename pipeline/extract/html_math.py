@@ -49,7 +49,6 @@ LOG = logging.getLogger(__name__)
 MAX_HTML_CHARS = 4_000_000  # characters of HTML parsed per page; the rest is ignored
 
 _DISPLAY_HINT = re.compile(r"\$\$|\\\[|\\begin\{")
-_SENTINEL_TABLE = {ord(c): None for c in SENTINELS}
 _MARKED = re.compile(
     f"{re.escape(DISPLAY_OPEN)}([^{SENTINELS}]*){re.escape(DISPLAY_CLOSE)}"
     f"|{re.escape(INLINE_OPEN)}([^{SENTINELS}]*){re.escape(INLINE_CLOSE)}"
@@ -65,8 +64,16 @@ class Extracted:
     num_formulas: int
 
 
+_SENTINEL_RE = re.compile(f"[{SENTINELS}]")
+
+
+def _strip_sentinels(text: str) -> str:
+    """``text`` without the sentinel characters (``str.translate`` is slow on large pages)."""
+    return _SENTINEL_RE.sub("", text) if any(c in text for c in SENTINELS) else text
+
+
 def _parse(html: str) -> etree._Element | None:
-    html = html[:MAX_HTML_CHARS].translate(_SENTINEL_TABLE)
+    html = _strip_sentinels(html[:MAX_HTML_CHARS])
     # an XML declaration with an encoding is refused by lxml in a str: parse bytes instead
     data = html.encode("utf-8", errors="replace")
     parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
@@ -93,7 +100,7 @@ def _finish_text(text: str, delims) -> tuple[str, int]:
     chunk, n = rewrite_delimited_math(text[pos:], delims, converter)
     out.append(chunk)
     count += n
-    result = "".join(out).translate(_SENTINEL_TABLE)  # unpaired sentinels (cut by the extractor)
+    result = _strip_sentinels("".join(out))  # unpaired sentinels (cut by the extractor)
     return result, count
 
 

@@ -130,7 +130,9 @@ def clean_tex(tex: str | None) -> str:
     """TeX as it should appear in the text: trimmed, whitespace folded, no ``{\\displaystyle}`` wrapper."""
     if not tex:
         return ""
-    tex = tex.translate({ord(c): None for c in SENTINELS}).strip()
+    if any(c in tex for c in SENTINELS):
+        tex = re.sub(f"[{SENTINELS}]", "", tex)
+    tex = tex.strip()
     m = _DISPLAYSTYLE.match(tex)
     if m and _balanced(m.group(1)):
         tex = m.group(1).strip()

@@ -190,7 +190,7 @@ def find_source_formulas(page_html: str) -> list[SourceFormula]:
     for body in _text_formulas(text, pairs):
         add(body, "tex", "TeX in text")
     if uses_asciimath:
-        for m in re.finditer(r"(?<![\\`])`([^`\n]{1,300})`", text):
+        for m in re.finditer(r"(?<![\\`])`([^`\n]{1,300}?)(?<!\\)`", text):
             add(m.group(1), "asciimath", "AsciiMath in text")
     return list(found.values())
 
@@ -245,6 +245,7 @@ def loose_signature(text: str, kind: str = "tex") -> str:
     text = html_lib.unescape(text)
     out: list[str] = []
     if kind == "tex":
+        text = re.sub(r"\\begin\s*\{[a-zA-Z*]+\}(?:\s*\{[a-zA-Z|@ ]*\})?|\\end\s*\{[a-zA-Z*]+\}", " ", text)
         text = re.sub(r"\\(?:mathrm|mathit|mathbf|operatorname|text|mathsf|mbox)\s*\{([^{}]*)\}", r" \1 ", text)
         for m in re.finditer(r"\\([a-zA-Z]+)|([A-Za-z]+)|([0-9])|(\S)", text):
             if m.group(1):

@@ -56,7 +56,8 @@ def _rebuild(element: etree._Element, counter: list[int]) -> etree._Element:
     for key, value in element.attrib.items():
         if re.fullmatch(r"[A-Za-z_][\w.-]*", key) and key != "xmlns":
             copy.set(key, value)
-    copy.text = element.text  # tails are inter-element whitespace in MathML: not copied
+    # token text is trimmed (as MathML renderers do); tails are inter-element whitespace: dropped
+    copy.text = element.text.strip() if element.text and _local(element.tag) in _TOKEN_TAGS else element.text
     for child in element:
         name = _local(child.tag)
         if name and name not in _SKIP_TAGS:
@@ -85,6 +86,8 @@ _TIDY = (
     (re.compile(r"\{\\textstyle\s*\}"), ""),
     (re.compile(r"\\mathrm\{(\\[a-zA-Z]+)\s*\}"), r"\1"),  # \mathrm{\infty } -> \infty
     (re.compile(r"\\genfrac\{\}\{\}\{0ex\}\{\}"), r"\\binom"),  # linethickness=0 fraction
+    # a symbol written straight before a letter (<mi>∂</mi><mi>X</mi>) must stay two tokens
+    (re.compile(r"(\\(?:partial|nabla|infty|hbar|ell|alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|pi|rho|sigma|tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Xi|Pi|Sigma|Phi|Psi|Omega))(?=[A-Za-z])"), r"\1 "),
     (re.compile(r"\s{2,}"), " "),
 )
 

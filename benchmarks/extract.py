@@ -1,0 +1,187 @@
+"""Benchmark: math-preserving extraction (``pipeline.extract.html_math``) vs plain trafilatura.
+
+On the real HTML pages of ``shared/data/html`` it measures, for both extractors in the same run:
+
+* throughput: pages per CPU-second (one core) and MB of HTML per CPU-second;
+* formula retention on the math pages: the share of the formulas found in each page's
+  *source* by the independent finder (``pipeline.extract.math_reference``) that appear as
+  math in the output (whitespace- and brace-insensitive);
+* main-text precision and recall against the reference main texts of ``main_text.jsonl``
+  (65 readability pages), as bags of words (CJK characters count one by one; TeX control
+  words such as ``\\frac`` are markup and not counted), micro-averaged over words.
+
+Usage::
+
+    python -m benchmarks.extract [--data DIR] [--repeat N] [--per-page] [--plot retention.png]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trafilatura
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.extract.html_math import extract_main_text  # noqa: E402
+from pipeline.extract.math_reference import find_source_formulas, retention  # noqa: E402
+from pipeline.paths import shared_data_dir  # noqa: E402
+
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W_]+", re.UNICODE)
+
+
+_TEX_CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
+
+
+def bag_of_words(text: str) -> Counter:
+    """Lower-cased word tokens (each CJK character is one token).
+
+    TeX control words (``\\frac``, ``\\mathbf``) are markup, like HTML tags: the reference
+    texts hold the rendered formula (its letters and digits), so they are not counted.
+    """
+    text = _TEX_CONTROL_WORD.sub(" ", text or "")
+    return Counter(t.lower() for t in _TOKEN.findall(text))
+
+
+def plain_trafilatura(html: str) -> str:
+    return trafilatura.extract(html) or ""
+
+
+def ours(html: str) -> str:
+    return extract_main_text(html).text
+
+
+EXTRACTORS = {"trafilatura (plain)": plain_trafilatura, "html_math (ours)": ours}
+
+
+@dataclass
+class Result:
+    cpu_s: float = 0.0
+    pages: int = 0
+    bytes: int = 0
+    formulas: int = 0
+    kept: int = 0
+    overlap: int = 0
+    out_words: int = 0
+    ref_words: int = 0
+    per_page: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def load_pages(data: Path) -> tuple[list[dict], dict[str, str]]:
+    rows = [json.loads(line) for line in (data / "html" / "pages.jsonl").open(encoding="utf-8")]
+    refs = {}
+    for line in (data / "html" / "main_text.jsonl").open(encoding="utf-8"):
+        row = json.loads(line)
+        refs[row["file"]] = row["main_text"]
+    return rows, refs
+
+
+def run(data: Path, repeat: int) -> tuple[dict[str, Result], list[dict]]:
+    rows, refs = load_pages(data)
+    htmls = {r["file"]: (data / r["file"]).read_bytes().decode("utf-8", errors="replace") for r in rows}
+    sources = {f: find_source_formulas(h) for f, h in htmls.items() if f.startswith("html/math/")}
+    results = {name: Result() for name in EXTRACTORS}
+    for fn in EXTRACTORS.values():  # warm-up: one-time set-up (imports, stylesheet, grammar)
+        for row in rows:
+            fn(htmls[row["file"]])
+    for name, fn in EXTRACTORS.items():
+        res = results[name]
+        for row in rows:
+            html = htmls[row["file"]]
+            start = time.process_time()
+            for _ in range(repeat):
+                text = fn(html)
+            res.cpu_s += (time.process_time() - start) / repeat
+            res.pages += 1
+            res.bytes += len(html.encode("utf-8"))
+            if row["file"] in sources and row["label"] == "math":
+                kept, _lost = retention(sources[row["file"]], text)
+                res.formulas += len(sources[row["file"]])
+                res.kept += kept
+                res.per_page[row["file"]] = (kept, len(sources[row["file"]]))
+            if row["file"] in refs:
+                out, ref = bag_of_words(text), bag_of_words(refs[row["file"]])
+                res.overlap += sum((out & ref).values())
+                res.out_words += sum(out.values())
+                res.ref_words += sum(ref.values())
+    return results, rows
+
+
+def print_table(results: dict[str, Result]) -> None:
+    base = results["trafilatura (plain)"]
+    header = f"{'extractor':22s} {'pages':>5s} {'pages/s/core':>12s} {'MB/s':>6s} {'speed vs plain':>14s} {'formula retention':>18s} {'precision':>9s} {'recall':>7s} {'F1':>6s}"
+    print(header)
+    print("-" * len(header))
+    for name, r in results.items():
+        pps = r.pages / r.cpu_s
+        mbs = r.bytes / 1e6 / r.cpu_s
+        prec = r.overlap / max(1, r.out_words)
+        rec = r.overlap / max(1, r.ref_words)
+        f1 = 2 * prec * rec / max(1e-9, prec + rec)
+        ret = f"{r.kept}/{r.formulas} = {r.kept / max(1, r.formulas):.1%}"
+        print(
+            f"{name:22s} {r.pages:5d} {pps:12.1f} {mbs:6.2f} {pps / (base.pages / base.cpu_s):13.2f}x "
+            f"{ret:>18s} {prec:9.3f} {rec:7.3f} {f1:6.3f}"
+        )
+
+
+def print_per_page(results: dict[str, Result]) -> None:
+    names = list(results)
+    print(f"\n{'math page':62s} " + " ".join(f"{n[:18]:>18s}" for n in names))
+    for page in sorted(results[names[0]].per_page):
+        cells = []
+        for n in names:
+            kept, total = results[n].per_page[page]
+            cells.append(f"{kept:>8d}/{total:<9d}")
+        print(f"{page.split('/')[-1][:62]:62s} " + " ".join(cells))
+
+
+def plot(results: dict[str, Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    pages = sorted(results[names[0]].per_page)
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(pages) + 1.5))
+    height = 0.8 / len(names)
+    for i, n in enumerate(names):
+        shares = [results[n].per_page[p][0] / max(1, results[n].per_page[p][1]) for p in pages]
+        ax.barh([k + i * height for k in range(len(pages))], shares, height=height, label=n)
+    ax.set_yticks([k + height / 2 for k in range(len(pages))])
+    ax.set_yticklabels([p.split("/")[-1][:45] for p in pages], fontsize=7)
+    ax.set_xlabel("share of the page's source formulas kept")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=shared_data_dir(), help="the shared data folder")
+    parser.add_argument("--repeat", type=int, default=1, help="extractions per page for timing")
+    parser.add_argument("--per-page", action="store_true", help="print formula retention per math page")
+    parser.add_argument("--plot", type=Path, help="write a per-page retention bar chart (PNG)")
+    args = parser.parse_args(argv)
+    if args.data is None or not (args.data / "html").is_dir():
+        print("shared data (../shared/data/html) not found; pass --data", file=sys.stderr)
+        return 2
+    results, _ = run(args.data, args.repeat)
+    print_table(results)
+    if args.per_page:
+        print_per_page(results)
+    if args.plot:
+        plot(results, args.plot)
+        print(f"\nwrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
