@@ -1,0 +1,139 @@
+"""Measuring near-duplicate detection against exact Jaccard similarity.
+
+Used by the tests and ``benchmarks/dedup.py``:
+
+* ``make_variant``: a variant of a real text by the edits seen on the web: boilerplate
+  headers/footers (menus, dates, copyright lines), word substitutions, an inserted passage
+  from another text, truncation. The edit strength is drawn at random, so the variant's
+  exact Jaccard similarity to its base spans 0..1.
+* ``similar_pairs``: every pair of documents with exact shingle-set Jaccard >= a floor,
+  through an inverted index of shingles (no all-pairs loop over unrelated documents).
+* ``pair_metrics``: precision and recall of the pairs a dedup put in one cluster against
+  the pairs whose exact Jaccard is >= the threshold, next to the values the LSH S-curve
+  predicts for the same pairs (``expected_*``).
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+
+from pipeline.dedup.minhash import _CJK, candidate_probability, jaccard, shingle_set
+
+BOILERPLATE = [
+    "Home | About | Contact | Privacy Policy | Terms of Use",
+    "Skip to main content",
+    "Posted on {date} by admin",
+    "Last updated: {date}",
+    "Copyright (c) {year} All rights reserved.",
+    "Share this: Facebook Twitter Email Print",
+    "Related posts",
+    "Subscribe to our newsletter for weekly updates",
+    "Leave a comment",
+    "Categories: Uncategorized",
+]
+
+
+def _boilerplate(rng: random.Random, lines: int) -> list[str]:
+    date = f"{rng.randint(2001, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    return [rng.choice(BOILERPLATE).format(date=date, year=date[:4]) for _ in range(lines)]
+
+
+_UNIT_RE = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+
+
+def _units(text: str) -> list[str]:
+    """Words, and single CJK characters (Chinese has no spaces between words)."""
+    return _UNIT_RE.findall(text)
+
+
+def make_variant(base: str, other: str, rng: random.Random) -> tuple[str, str]:
+    """``(variant, operation)``: one random web-style edit of ``base`` (``other`` feeds insertions)."""
+    words = _units(base)
+    op = rng.choices(["boilerplate", "edit", "insert", "truncate", "mixed"], weights=[3, 3, 2, 1, 2])[0]
+    if op in ("boilerplate", "mixed"):
+        header = _boilerplate(rng, rng.randint(1, 4))
+        footer = _boilerplate(rng, rng.randint(0, 3))
+        words = " ".join(header).split() + words + " ".join(footer).split()
+    if op in ("edit", "mixed"):
+        rate = rng.choice([0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3])
+        vocab = _units(other) or ["x"]
+        words = [rng.choice(vocab) if rng.random() < rate else w for w in words]
+    if op == "insert":
+        extra = _units(other)
+        n = max(1, int(len(words) * rng.choice([0.05, 0.1, 0.25, 0.6, 1.0])))
+        start = rng.randrange(max(1, len(extra) - n + 1))
+        at = rng.randrange(len(words) + 1)
+        words = words[:at] + extra[start:start + n] + words[at:]
+    if op == "truncate":
+        keep = rng.choice([0.3, 0.5, 0.7, 0.85, 0.95])
+        words = words[: max(1, int(len(words) * keep))]
+    return " ".join(words), op
+
+
+def similar_pairs(texts: Mapping[str, str], shingle_size: int = 5, floor: float = 0.05,
+                  max_df: int = 50) -> dict[tuple, float]:
+    """``{(id_a, id_b): exact Jaccard}`` (``id_a < id_b``) for every pair with Jaccard >= ``floor``.
+
+    Candidate pairs share a shingle held by at most ``max_df`` documents (a pair with Jaccard
+    >= ``floor`` shares many shingles, nearly all of them rarer than boilerplate); the
+    Jaccard of each candidate is then computed exactly from the two shingle sets.
+    """
+    sets = {k: shingle_set(t, shingle_size) for k, t in texts.items()}
+    index: dict = defaultdict(list)
+    for k, s in sets.items():
+        for sh in s:
+            index[sh].append(k)
+    candidates = set()
+    for ids in index.values():
+        if 1 < len(ids) <= max_df:
+            candidates.update(combinations(sorted(ids), 2))
+    out = {}
+    for a, b in candidates:
+        j = jaccard(sets[a], sets[b])
+        if j >= floor:
+            out[(a, b)] = j
+    return out
+
+
+def cluster_pairs(clusters: Sequence[Sequence[str]]) -> set[tuple]:
+    """All ``(a, b)`` pairs (``a < b``) inside the given clusters."""
+    return {p for c in clusters for p in combinations(sorted(c), 2)}
+
+
+def pair_metrics(predicted: set[tuple], similarities: Mapping[tuple, float], threshold: float,
+                 bands: int, rows: int) -> dict:
+    """Measured and S-curve-expected precision/recall of ``predicted`` pairs.
+
+    Truth: pairs with exact Jaccard >= ``threshold``. Expected values assume each pair is found
+    with the S-curve probability of its own similarity (no transitive merging); ``*_sd`` are
+    the standard deviations of the measured values under that model.
+    """
+    truth = {p for p, s in similarities.items() if s >= threshold}
+    tp = len(predicted & truth)
+    precision = tp / len(predicted) if predicted else 1.0
+    recall = tp / len(truth) if truth else 1.0
+    p_true = [float(candidate_probability(similarities[p], bands, rows)) for p in truth]
+    p_false = [float(candidate_probability(s, bands, rows)) for p, s in similarities.items() if s < threshold]
+    e_tp, e_fp = sum(p_true), sum(p_false)
+    var_tp = sum(p * (1 - p) for p in p_true)
+    var_fp = sum(p * (1 - p) for p in p_false)
+    exp_recall = e_tp / len(truth) if truth else 1.0
+    exp_precision = e_tp / (e_tp + e_fp) if e_tp + e_fp else 1.0
+    # delta-method standard deviation of TP / (TP + FP)
+    denom = (e_tp + e_fp) ** 2 or 1.0
+    prec_sd = math.sqrt((e_fp**2 * var_tp + e_tp**2 * var_fp) / denom**2) if e_tp + e_fp else 0.0
+    return {
+        "pairs_true": len(truth),
+        "pairs_predicted": len(predicted),
+        "true_positives": tp,
+        "precision": precision,
+        "recall": recall,
+        "expected_precision": exp_precision,
+        "expected_recall": exp_recall,
+        "precision_sd": prec_sd,
+        "recall_sd": math.sqrt(var_tp) / len(truth) if truth else 0.0,
+    }

@@ -1,0 +1,252 @@
+"""The dedup stage: URL deduplication, then MinHash near-duplicate removal, as one Beam job.
+
+``run(argv)`` reads ``DOCUMENT_SCHEMA`` Parquet (``--input`` folder or glob) and writes to
+``--output``:
+
+* ``part-SSSSS-of-NNNNN.parquet``: kept pages, ``DOCUMENT_SCHEMA`` + ``dup_count``;
+* ``removed/``: one ``REMOVED_SCHEMA`` row per removed page (id, kept_id, reason, url), where
+  ``kept_id`` is always a page of the kept output;
+* ``rejects/``: rows that could not be used (no ``id``), with the reason;
+* ``summary.json``: counts by reason, cluster-size histogram, LSH/component statistics and
+  every parameter; ``cluster_sizes.png`` and ``s_curve.png``;
+* ``_SUCCESS`` last, after everything else exists (a rerun on a complete folder returns its
+  summary without work unless ``--overwrite``).
+
+The paper (DeepSeekMath section 2.1) shrinks Common Crawl by "URL-based deduplication and
+near-deduplication" without further detail; the choices here are documented in
+``urls.py``, ``minhash.py``, ``components.py``, ``transforms.py`` and ``docs/dedup.md``.
+When the connected components need more star rounds than ``--cc_rounds``, the job is run
+again with twice as many (up to ``--cc_max_rounds``), so a finished output is always exact.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import time
+
+import apache_beam as beam
+
+from pipeline.beam_utils import (
+    WriteParquetShards,
+    WriteRejects,
+    clear_output,
+    is_complete,
+    is_dry_run,
+    join,
+    mark_complete,
+    parquet_glob,
+    pipeline_options,
+    read_json,
+    run_pipeline,
+    write_bytes,
+    write_json,
+)
+from pipeline.dedup.minhash import MinHashConfig, s_curve_table
+from pipeline.dedup.transforms import (
+    KEEP_POLICIES,
+    REASON_NEAR_DUP,
+    REASON_URL,
+    REMOVED_SCHEMA,
+    DedupNearDuplicates,
+    DedupUrls,
+    ResolveKeptIds,
+    ValidateRows,
+    cluster_size_bin,
+    sort_bins,
+)
+from pipeline.schema import DOCUMENT_SCHEMA, DUP_COUNT, schema_with
+
+LOG = logging.getLogger(__name__)
+KEPT_SCHEMA = schema_with(DOCUMENT_SCHEMA, DUP_COUNT)
+SUMMARY = "summary.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = MinHashConfig()
+    p = argparse.ArgumentParser(prog="python -m pipeline.dedup", description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", required=True, help="folder of Parquet shards, or a glob / file")
+    p.add_argument("--output", required=True, help="output folder (local, gs:// or s3://)")
+    p.add_argument("--shingle_size", type=int, default=d.shingle_size, help="tokens per shingle")
+    p.add_argument("--num_perm", type=int, default=d.num_perm, help="MinHash permutations")
+    p.add_argument("--bands", type=int, default=d.bands, help="LSH bands")
+    p.add_argument("--rows", type=int, default=d.rows, help="signature values per band")
+    p.add_argument("--seed", type=int, default=d.seed, help="permutation seed (datasketch's default: 1)")
+    p.add_argument("--keep", choices=KEEP_POLICIES, default="longest", help="representative of a component")
+    p.add_argument("--cc_rounds", type=int, default=12, help="large/small-star rounds unrolled in the job")
+    p.add_argument("--cc_max_rounds", type=int, default=48, help="rerun with doubled rounds up to this")
+    p.add_argument("--num_shards", type=int, default=0, help="kept Parquet shards (0: the runner decides)")
+    p.add_argument("--batch_size", type=int, default=256, help="pages per MinHash batch")
+    p.add_argument("--overwrite", action="store_true", help="recompute even if the output is complete")
+    return p
+
+
+def _stat(name: str):
+    return beam.Map(lambda n, name=name: (name, int(n)))
+
+
+class _WriteSummary(beam.DoFn):
+    def __init__(self, path: str, parameters: dict):
+        self.path = path
+        self.parameters = parameters
+
+    def process(self, stats: dict):
+        write_json(self.path, make_summary(stats, self.parameters))
+
+
+def make_summary(stats: dict, parameters: dict) -> dict:
+    """The ``summary.json`` object from the pipeline's summed statistics and the parameters."""
+    get = lambda k: int(stats.get(k, 0))  # noqa: E731
+    removed = {REASON_URL: get("removed:url"), REASON_NEAR_DUP: get("removed:near_dup")}
+    rejected = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("rejected:")}
+    hist = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("cluster_size:")}
+    counts = {
+        "input_rows": get("input_rows") + sum(rejected.values()),
+        "valid_rows": get("input_rows"),
+        "rejected": rejected,
+        "kept": get("kept"),
+        "removed": removed,
+        "removed_total": sum(removed.values()),
+        "pages_without_shingles": get("no_shingles"),
+        "pages_represented": get("represented"),
+    }
+    consistent = (counts["kept"] + counts["removed_total"] == counts["valid_rows"]
+                  and counts["pages_represented"] >= counts["valid_rows"])
+    return {
+        "stage": "dedup",
+        "counts": counts,
+        "consistent": consistent,
+        "cluster_size_histogram": {b: hist[b] for b in sort_bins(hist)},
+        "lsh": {"star_edges": get("edges")},
+        "components": {
+            "rounds": parameters["cc_rounds"],
+            "fixpoint_violations": get("violations"),
+            "converged": get("violations") == 0,
+        },
+        "parameters": parameters,
+    }
+
+
+def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: MinHashConfig, cc_rounds: int,
+                   dry_run: bool = False) -> None:
+    """Adds the whole stage to ``pipeline`` (reading, both dedup steps, all outputs)."""
+    parameters = {
+        "input": args.input,
+        "output": args.output,
+        "minhash": config.to_dict(),
+        "s_curve": s_curve_table(config.bands, config.rows),
+        "keep": args.keep,
+        "cc_rounds": cc_rounds,
+        "url_dedup": "newest fetch_time per normalised URL; ties: smallest id, warc_path, warc_offset",
+    }
+    rows = pipeline | "ReadParquet" >> beam.io.ReadFromParquet(parquet_glob(args.input), validate=not dry_run)
+    valid = rows | "Validate" >> ValidateRows()
+    urls = valid["rows"] | "DedupUrls" >> DedupUrls()
+    near = urls["kept"] | "DedupNearDuplicates" >> DedupNearDuplicates(config, args.keep, cc_rounds, args.batch_size)
+    url_removed = urls["removed"] | "ResolveKeptIds" >> ResolveKeptIds(near["children"])
+    removed = (url_removed, near["removed"]) | "AllRemoved" >> beam.Flatten()
+
+    near["kept"] | "WriteKept" >> WriteParquetShards(args.output, KEPT_SCHEMA, args.num_shards)
+    removed | "WriteRemoved" >> WriteParquetShards(join(args.output, "removed"), REMOVED_SCHEMA, 1)
+    valid["rejects"] | "WriteRejects" >> WriteRejects(args.output)
+
+    count = beam.combiners.Count.Globally
+    stats = [
+        valid["rows"] | "CountValid" >> count() | "StatValid" >> _stat("input_rows"),
+        valid["rejects"] | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], 1)),
+        url_removed | "CountUrlRemoved" >> count() | "StatUrl" >> _stat("removed:url"),
+        near["removed"] | "CountNearRemoved" >> count() | "StatNear" >> _stat("removed:near_dup"),
+        near["kept"] | "CountKept" >> count() | "StatKept" >> _stat("kept"),
+        near["kept"] | "Represented" >> beam.Map(lambda r: ("represented", r["dup_count"])),
+        near["kept"] | "ClusterBins" >> beam.Map(lambda r: ("cluster_size:" + cluster_size_bin(r["dup_count"]), 1)),
+        near["no_shingles"] | "CountNoShingles" >> count() | "StatNoShingles" >> _stat("no_shingles"),
+        near["edges"] | "CountEdges" >> count() | "StatEdges" >> _stat("edges"),
+        near["violations"] | "StatViolations" >> _stat("violations"),
+    ]
+    (
+        stats
+        | "AllStats" >> beam.Flatten()
+        | "SumStats" >> beam.CombinePerKey(sum)
+        | "StatsDict" >> beam.combiners.ToDict()
+        | "WriteSummary" >> beam.ParDo(_WriteSummary(join(args.output, SUMMARY), parameters))
+    )
+
+
+def _plot(summary: dict, output: str) -> None:
+    """``cluster_sizes.png`` and ``s_curve.png`` beside the summary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pipeline.dedup.minhash import candidate_probability
+
+    hist = summary["cluster_size_histogram"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(list(hist), list(hist.values()), color="tab:blue")
+    ax.set_yscale("log")
+    ax.set_xlabel("pages a kept page stands for (dup_count)")
+    ax.set_ylabel("kept pages")
+    ax.set_title("Duplicate cluster sizes")
+    _save(fig, join(output, "cluster_sizes.png"))
+    plt.close(fig)
+
+    mh = summary["parameters"]["minhash"]
+    s = np.linspace(0, 1, 201)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(s, candidate_probability(s, mh["bands"], mh["rows"]))
+    ax.axvline(mh["threshold"], color="gray", ls="--", label=f"threshold {mh['threshold']:.3f}")
+    ax.set_xlabel("Jaccard similarity of two pages")
+    ax.set_ylabel("P(candidate pair)")
+    ax.set_title(f"LSH S-curve: {mh['bands']} bands x {mh['rows']} rows")
+    ax.legend()
+    _save(fig, join(output, "s_curve.png"))
+    plt.close(fig)
+
+
+def _save(fig, path: str) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    write_bytes(path, buf.getvalue())
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Runs the dedup stage; returns the summary (for a dry run: the parameters only)."""
+    args, beam_args = build_parser().parse_known_args(argv)
+    config = MinHashConfig(shingle_size=args.shingle_size, num_perm=args.num_perm, bands=args.bands,
+                           rows=args.rows, seed=args.seed)
+    if args.cc_rounds < 1 or args.cc_max_rounds < args.cc_rounds:
+        raise ValueError("need 1 <= --cc_rounds <= --cc_max_rounds")
+    options = pipeline_options(beam_args)
+    dry_run = is_dry_run(options)
+    if not dry_run and not args.overwrite and is_complete(args.output):
+        LOG.info("dedup output %s is complete; returning its summary (use --overwrite to recompute)", args.output)
+        return read_json(join(args.output, SUMMARY))
+
+    rounds = args.cc_rounds
+    while True:
+        started = time.time()
+        if not dry_run:
+            clear_output(args.output)
+        with_options = beam.Pipeline(options=options)
+        build_pipeline(with_options, args, config, rounds, dry_run)
+        run_pipeline(with_options)
+        if dry_run:
+            return {"stage": "dedup", "dry_run": True, "parameters": {"minhash": config.to_dict(), "keep": args.keep,
+                                                                      "cc_rounds": rounds}}
+        summary = read_json(join(args.output, SUMMARY))
+        if summary["components"]["converged"]:
+            break
+        if rounds >= args.cc_max_rounds:
+            raise RuntimeError(f"connected components did not converge in {rounds} star rounds "
+                               f"({summary['components']['fixpoint_violations']} nodes off the fixpoint); "
+                               "raise --cc_max_rounds")
+        LOG.warning("components not converged after %d rounds; rerunning with %d", rounds, 2 * rounds)
+        rounds = min(2 * rounds, args.cc_max_rounds)
+    summary["wall_seconds"] = round(time.time() - started, 3)
+    summary["pages_per_second"] = round(summary["counts"]["input_rows"] / max(summary["wall_seconds"], 1e-9), 1)
+    write_json(join(args.output, SUMMARY), summary)
+    _plot(summary, args.output)
+    mark_complete(args.output, {"kept": summary["counts"]["kept"]})
+    return summary
