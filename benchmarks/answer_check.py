@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.paths import BENCHMARK_DIR  # noqa: E402
-from training.answers import gold_answer, math_reward, normalize_answer  # noqa: E402
+from pipeline.paths import BENCHMARK_DIR
+from training.answers import gold_answer, math_reward, normalize_answer
 
 
 def _rows(path: Path) -> list[dict]:
@@ -52,12 +52,12 @@ def build_cases(limit: int, seed: int = 0) -> list[tuple[str, str, str, bool]]:
         golds = [g for g in (gold_answer(r, bench) for r in _rows(BENCHMARK_DIR / rel)) if g]
         rng.shuffle(golds)
         for gold in golds[:limit]:
-            cases.append((bench, f"Reasoning.\nFinal Answer: The final answer is {_reformat(gold)}. "
-                                 "I hope it is correct.", gold, True))
+            cases.append((bench, (f"Reasoning.\nFinal Answer: The final answer is {_reformat(gold)}. "
+                                 "I hope it is correct."), gold, True))
             other = rng.choice(golds)
             if normalize_answer(other) != normalize_answer(gold):
-                cases.append((bench, f"Reasoning.\nFinal Answer: The final answer is ${other}$. "
-                                     "I hope it is correct.", gold, False))
+                cases.append((bench, (f"Reasoning.\nFinal Answer: The final answer is ${other}$. "
+                                     "I hope it is correct."), gold, False))
     return cases
 
 
@@ -67,7 +67,7 @@ def mv_default(completion: str, gold: str) -> float:
 
     try:
         return float(verify(parse(f"${gold}$"), parse(completion)))
-    except Exception:
+    except Exception:  # noqa: BLE001 - as reward functions wrap it
         return 0.0
 
 

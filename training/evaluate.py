@@ -155,7 +155,10 @@ def _greedy_task(args: tuple) -> tuple[str | None, bool]:
 
 def _map(fn, tasks: list, workers: int) -> list:
     if workers and workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        import multiprocessing
+
+        # spawn, not fork: the parent holds torch's thread pools, which a fork can deadlock.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             return list(pool.map(fn, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
     return [fn(t) for t in tasks]
 
@@ -220,8 +223,8 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], *, num_sample
     prompts_per_call = max(1, batch_size // per_call)
     rounds = math.ceil(num_samples / per_call)
     results: list[list[str]] = [[] for _ in prompts]
-    gen_kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=sorted(eos_ids),
-                      use_cache=True)
+    gen_kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id, "eos_token_id": sorted(eos_ids),
+                      "use_cache": True}
     if stops:
         gen_kwargs.update(stop_strings=list(stops), tokenizer=tokenizer)
     if do_sample:

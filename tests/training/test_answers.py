@@ -124,7 +124,7 @@ def test_symbolic_path_accepts_most_golds_against_themselves(golds):
     """Math-Verify itself (no string fast path) parses and accepts the MATH golds: the slow path works."""
     from training import answers
 
-    sample = [gold for _, gold in golds["math"][:400]]
+    sample = [gold for _, gold in golds["math"][:250]]
     ok = sum(answers.symbolic_equal(answers._symbolic_form(g), answers._symbolic_form(g)) for g in sample)
     assert ok / len(sample) >= 0.97
 
@@ -133,7 +133,7 @@ def test_wrong_answers_are_rejected(golds):
     rng = random.Random(0)
     math_golds = [gold for _, gold in golds["math"]]
     compared = rejected = 0
-    for gold in math_golds[:300]:
+    for gold in math_golds[:200]:
         other = rng.choice(math_golds)
         if normalize_answer(other) == normalize_answer(gold):
             continue

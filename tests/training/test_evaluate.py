@@ -54,7 +54,7 @@ def test_writes_all_three_outputs(run):
 
 
 def test_results_are_consistent(run):
-    out, results = run
+    _out, results = run
     gsm = results["benchmarks"]["gsm8k"]
     assert gsm["problems"] == 3
     sampled = gsm["sampled"]
