@@ -32,6 +32,7 @@ from pathlib import Path
 from pipeline.extract.html_math import Extracted, extract_main_text
 
 MODES = ("process", "thread", "inline")
+STARTUP_TIMEOUT_S = 120.0
 
 
 class ExtractionError(RuntimeError):
@@ -87,6 +88,10 @@ def _child_main(conn, reply_conn, memory_limit_mb: int) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ImportError, ValueError, OSError):  # pragma: no cover - platform dependent
             pass
+    try:
+        reply_conn.send(("ready",))
+    except OSError:
+        return
     while True:
         try:
             html, url = conn.recv()
@@ -141,6 +146,14 @@ class SandboxedExtractor:
             os.close(from_child_w)
         self._send = Connection(to_child_w, readable=False)
         self._conn = Connection(from_child_r, writable=False)
+        # The child imports the extractor before it says "ready": page time limits exclude start-up.
+        try:
+            ready = self._conn.poll(STARTUP_TIMEOUT_S) and self._conn.recv() == ("ready",)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            code = self._stop()
+            raise ExtractionCrashed(f"the extractor process did not start (exit code {code})")
 
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
