@@ -14,6 +14,7 @@ Usage::
 
     python -m benchmarks.extract [--data DIR] [--repeat N] [--per-page] [--plot retention.png]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ import trafilatura
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.extract.html_math import extract_main_text  # noqa: E402
-from pipeline.extract.math_reference import find_source_formulas, retention  # noqa: E402
-from pipeline.paths import shared_data_dir  # noqa: E402
+from pipeline.extract.html_math import extract_main_text
+from pipeline.extract.math_reference import find_source_formulas, retention
+from pipeline.paths import shared_data_dir
 
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W_]+", re.UNICODE)
 

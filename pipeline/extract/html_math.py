@@ -26,6 +26,7 @@ nesting costs nothing extra; at most ``MAX_FORMULAS`` formulas per page are conv
 Departures from the paper: the paper does not describe its HTML extraction; this follows
 OpenWebMath's idea (keep the math as TeX during extraction) with trafilatura as the extractor.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,10 +40,10 @@ from trafilatura.metadata import extract_title
 
 from .math_asciimath import asciimath_to_latex
 from .math_delimiters import page_delimiters, rewrite_delimited_math
-from .math_recovery import find_math_runs, restore_dropped_math
 from .math_formulas import DISPLAY_CLOSE, DISPLAY_OPEN, INLINE_CLOSE, INLINE_OPEN, SENTINELS, rewrite_formulas
+from .math_recovery import find_math_runs, restore_dropped_math
 
-__all__ = ["Extracted", "extract_main_text", "MAX_HTML_CHARS"]
+__all__ = ["MAX_HTML_CHARS", "Extracted", "extract_main_text"]
 
 LOG = logging.getLogger(__name__)
 

@@ -6,12 +6,13 @@ use (about a second), then a few milliseconds per formula. Never raises: a formu
 rejects, one longer than ``MAX_ASCIIMATH_CHARS``, or a missing package gives the AsciiMath
 text unchanged (still readable math, just not TeX).
 """
+
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
 
-__all__ = ["asciimath_to_latex", "MAX_ASCIIMATH_CHARS"]
+__all__ = ["MAX_ASCIIMATH_CHARS", "asciimath_to_latex"]
 
 MAX_ASCIIMATH_CHARS = 1000
 

@@ -15,6 +15,7 @@ span a blank line and is at most ``MAX_INLINE_CHARS`` long, a display one at mos
 delimiter; ``<pre>``/``<code>`` cannot be told apart in extracted text, so TeX written inside
 code is rewritten too.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,11 +23,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 __all__ = [
+    "MAX_DISPLAY_CHARS",
+    "MAX_INLINE_CHARS",
     "Delimiters",
     "page_delimiters",
     "rewrite_delimited_math",
-    "MAX_INLINE_CHARS",
-    "MAX_DISPLAY_CHARS",
 ]
 
 MAX_INLINE_CHARS = 1000
@@ -51,7 +52,9 @@ _CONFIG = re.compile(r"\b(inlineMath|displayMath)\b['\"]?\s*[:=]\s*([\[{])")
 _KATEX = re.compile(
     r"\{\s*['\"]?left['\"]?\s*:\s*(['\"])((?:\\.|(?!\1).){1,16})\1\s*,\s*['\"]?right['\"]?\s*:\s*(['\"])((?:\\.|(?!\3).){1,16})\3\s*,\s*['\"]?display['\"]?\s*:\s*(true|false)",
 )
-_ASCIIMATH = re.compile(r"asciimathml|asciimath\.js|AM_(?:CHTML|HTMLorMML|SVG)|input/asciimath|\bAM\.init", re.IGNORECASE)
+_ASCIIMATH = re.compile(
+    r"asciimathml|asciimath\.js|AM_(?:CHTML|HTMLorMML|SVG)|input/asciimath|\bAM\.init", re.IGNORECASE
+)
 
 
 def _js_unescape(s: str) -> str:
@@ -126,9 +129,7 @@ def _find_close(text: str, close: str, start: int, limit: int) -> int:
         return idx
 
 
-def rewrite_delimited_math(
-    text: str, delims: Delimiters, asciimath_to_tex=None
-) -> tuple[str, int]:
+def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None) -> tuple[str, int]:
     """``text`` with every delimited formula written ``$..$`` / ``$$..$$``, and their count.
 
     ``asciimath_to_tex`` converts backtick AsciiMath when the page uses it (else kept as is).

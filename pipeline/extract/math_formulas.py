@@ -34,6 +34,7 @@ removed. ``<pre>``, ``<code>`` and ``<textarea>`` are not searched (code, not ma
 Bounds: at most ``MAX_FORMULAS`` per page and ``MAX_TEX_CHARS`` per formula are converted
 (beyond, the markup is left as it is); MathML conversion is bounded in ``mathml_to_latex``.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,17 +47,17 @@ from .math_asciimath import asciimath_to_latex
 from .mathml_to_latex import mathml_to_latex
 
 __all__ = [
-    "INLINE_OPEN",
-    "INLINE_CLOSE",
-    "DISPLAY_OPEN",
     "DISPLAY_CLOSE",
-    "SENTINELS",
-    "RewriteStats",
-    "rewrite_formulas",
-    "clean_tex",
-    "tex_from_image",
+    "DISPLAY_OPEN",
+    "INLINE_CLOSE",
+    "INLINE_OPEN",
     "MAX_FORMULAS",
     "MAX_TEX_CHARS",
+    "SENTINELS",
+    "RewriteStats",
+    "clean_tex",
+    "rewrite_formulas",
+    "tex_from_image",
 ]
 
 INLINE_OPEN, INLINE_CLOSE = "\u2983", "\u2984"  # ⦃ ⦄
@@ -68,9 +69,18 @@ MAX_TEX_CHARS = 20000
 
 _MATH_SCRIPT = re.compile(r"^\s*(?:math|text)/(?:x-)?(la)?tex\b|^\s*math/(asciimath)|^\s*math/(mml)", re.IGNORECASE)
 _MJ2_RENDERED = {
-    "MathJax", "MathJax_Preview", "MathJax_Display", "MathJax_SVG", "MathJax_SVG_Display",
-    "MathJax_CHTML", "MathJax_PHTML", "MathJax_MathML", "MathJax_MathContainer", "MJX_Assistive_MathML",
-    "mjx-chtml", "MathJax_SVG_Hidden",
+    "MathJax",
+    "MathJax_Preview",
+    "MathJax_Display",
+    "MathJax_SVG",
+    "MathJax_SVG_Display",
+    "MathJax_CHTML",
+    "MathJax_PHTML",
+    "MathJax_MathML",
+    "MathJax_MathContainer",
+    "MJX_Assistive_MathML",
+    "mjx-chtml",
+    "MathJax_SVG_Hidden",
 }
 _NO_DESCEND = {"pre", "code", "textarea", "style", "script", "svg", "head", "title", "template"}
 _TEX_ATTRS = ("data-tex", "data-latex", "data-expr", "data-formula", "data-math")
@@ -80,8 +90,17 @@ _LATEX_IMG_SRC = re.compile(
     r"codecogs\.com|mimetex|mathtex|latex\.php|/latex\?|cht=tx|latex\.artofproblemsolving|wp\.com/latex|/math/render",
     re.IGNORECASE,
 )
-_LATEX_IMG_CLASS = {"math", "latex", "tex", "mwe-math-fallback-image-inline", "mwe-math-fallback-image-display",
-                    "tex-image", "latex-image", "ql-img-inline-formula", "ql-img-displayed-equation"}
+_LATEX_IMG_CLASS = {
+    "math",
+    "latex",
+    "tex",
+    "mwe-math-fallback-image-inline",
+    "mwe-math-fallback-image-display",
+    "tex-image",
+    "latex-image",
+    "ql-img-inline-formula",
+    "ql-img-displayed-equation",
+}
 _DISPLAY_TEXT = re.compile(r"^\s*(?:\\\[|\$\$|\\begin\{)")
 _TEXLIKE = re.compile(r"[\\^_{}=<>+\-]|^\s*[A-Za-z0-9]{1,3}\s*$")
 _DISPLAYSTYLE = re.compile(r"^\{\s*\\displaystyle\s*(.*)\}$", re.DOTALL)
@@ -254,7 +273,9 @@ class _Rewriter:
             if math is not None:
                 return self.replace(el, _math_tex(math), _is_display(math, classes), "wikipedia")
             img = next((n for n in el.iter("img")), None)
-            return img is not None and self.replace(el, tex_from_image(img), _is_display(img, _classes(img)), "wikipedia")
+            return img is not None and self.replace(
+                el, tex_from_image(img), _is_display(img, _classes(img)), "wikipedia"
+            )
         if tag == "math":
             return self.replace(el, _math_tex(el), _is_display(el, set()), "mathml")
         if tag == "img":
@@ -281,10 +302,14 @@ class _Rewriter:
             ok = self.replace(el, asciimath_to_latex(body), display, "script asciimath")
         elif m.group(3):
             try:
-                math = etree.fromstring(body.strip().encode("utf-8"), etree.XMLParser(recover=True, resolve_entities=False, no_network=True))
+                math = etree.fromstring(
+                    body.strip().encode("utf-8"), etree.XMLParser(recover=True, resolve_entities=False, no_network=True)
+                )
             except Exception:  # noqa: BLE001 - unparsable MathML is dropped with the script
                 math = None
-            ok = math is not None and self.replace(el, mathml_to_latex(math), display or _is_display(math, set()), "script mathml")
+            ok = math is not None and self.replace(
+                el, mathml_to_latex(math), display or _is_display(math, set()), "script mathml"
+            )
         else:
             ok = self.replace(el, body, display, "script tex")
         if not ok:
@@ -313,9 +338,7 @@ class _Rewriter:
             for attr in ("data-latex", "data-tex"):
                 if node.get(attr):
                     return self.replace(el, node.get(attr), display, "mathjax3")
-        text = "".join(
-            "".join(child.itertext()) for child in el if not _local(child.tag).startswith("mjx-")
-        )
+        text = "".join("".join(child.itertext()) for child in el if not _local(child.tag).startswith("mjx-"))
         if text.strip():
             return self.replace(el, text, display, "mathjax3")
         self._remove(el)  # rendered glyphs only (CSS content): nothing readable to keep
@@ -353,11 +376,33 @@ class _Rewriter:
             if id(parent) in seen or _local(parent.tag) not in _CONTAINER_TAGS:
                 continue
             seen.add(id(parent))
-            if parent.tag in ("div", "center") and not _has_block_child(parent) and _math_only("".join(parent.itertext())):
+            if (
+                parent.tag in ("div", "center")
+                and not _has_block_child(parent)
+                and _math_only("".join(parent.itertext()))
+            ):
                 parent.tag = "p"
 
 
-_BLOCK_TAGS = {"div", "p", "table", "ul", "ol", "section", "article", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "form", "dl"}
+_BLOCK_TAGS = {
+    "div",
+    "p",
+    "table",
+    "ul",
+    "ol",
+    "section",
+    "article",
+    "blockquote",
+    "pre",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "form",
+    "dl",
+}
 
 
 def _has_block_child(el: etree._Element) -> bool:

@@ -16,6 +16,7 @@ in the output, in that order and next to each other (at most ``MAX_GAP_CHARS`` a
 formula is restored only where the extractor kept the text on both sides: boilerplate is
 never brought back, and formulas outside the main text stay out.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,14 +26,35 @@ from lxml import etree
 
 from .math_formulas import DISPLAY_OPEN, INLINE_OPEN
 
-__all__ = ["MathRun", "find_math_runs", "restore_dropped_math", "MIN_ANCHOR_CHARS", "MAX_PROSE_CHARS"]
+__all__ = ["MAX_PROSE_CHARS", "MIN_ANCHOR_CHARS", "MathRun", "find_math_runs", "restore_dropped_math"]
 
 MIN_ANCHOR_CHARS = 25
 MAX_PROSE_CHARS = 40
 MAX_GAP_CHARS = 3
 ANCHOR_CHARS = 60
 
-_BLOCKS = {"p", "div", "li", "td", "th", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "center", "section", "article", "pre", "caption", "figcaption"}
+_BLOCKS = {
+    "p",
+    "div",
+    "li",
+    "td",
+    "th",
+    "dd",
+    "dt",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "center",
+    "section",
+    "article",
+    "pre",
+    "caption",
+    "figcaption",
+}
 _SKIP = {"script", "style", "noscript", "template", "head", "nav", "footer", "aside", "form"}
 _DISPLAY_TEX = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\begin\{([a-zA-Z]+\*?)\}.+?\\end\{\1\}", re.DOTALL)
 _MARKERS = re.compile("[\u2983\u2985][^\u2983-\u2986]*[\u2984\u2986]")

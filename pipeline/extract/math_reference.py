@@ -25,6 +25,7 @@ Retention compares a normalised form (entities decoded, whitespace, braces and
 in the output text. MathML-only and AsciiMath formulas cannot be compared as TeX; they are
 compared through a "loose signature" (digits, variable letters and function/Greek names).
 """
+
 from __future__ import annotations
 
 import html as html_lib
@@ -36,11 +37,11 @@ from urllib.parse import unquote
 __all__ = [
     "SourceFormula",
     "find_source_formulas",
-    "output_math_segments",
     "formula_retained",
-    "retention",
-    "normalize_tex",
     "loose_signature",
+    "normalize_tex",
+    "output_math_segments",
+    "retention",
 ]
 
 _FLAGS = re.IGNORECASE | re.DOTALL
@@ -91,7 +92,9 @@ def _configured_pairs(scripts: list[str]) -> list[tuple[str, str]]:
     for m in re.finditer(r"(?:inlineMath|displayMath)\s*[:=]\s*(\{[^}]*\}|\[(?:[^\[\]]|\[[^\[\]]*\])*\])", joined):
         for left, right in re.findall(r"\[\s*['\"]([^'\"]{1,12})['\"]\s*,\s*['\"]([^'\"]{1,12})['\"]\s*\]", m.group(1)):
             pairs.append((left.replace("\\\\", "\\"), right.replace("\\\\", "\\")))
-    for m in re.finditer(r"left['\"]?\s*:\s*['\"]([^'\"]{1,16})['\"]\s*,\s*['\"]?right['\"]?\s*:\s*['\"]([^'\"]{1,16})['\"]", joined):
+    for m in re.finditer(
+        r"left['\"]?\s*:\s*['\"]([^'\"]{1,16})['\"]\s*,\s*['\"]?right['\"]?\s*:\s*['\"]([^'\"]{1,16})['\"]", joined
+    ):
         pairs.append((m.group(1).replace("\\\\", "\\"), m.group(2).replace("\\\\", "\\")))
     return pairs
 
@@ -152,7 +155,13 @@ def find_source_formulas(page_html: str) -> list[SourceFormula]:
             add(_mathml_tokens(body), "mathml", "script math/mml")
         else:
             scripts.append(body)
-    uses_asciimath = bool(re.search(r"asciimathml|asciimath\.js|/asciimath|AM\.init|asciimath2", "\n".join(scripts) + src[:200000], re.IGNORECASE))
+    uses_asciimath = bool(
+        re.search(
+            r"asciimathml|asciimath\.js|/asciimath|AM\.init|asciimath2",
+            "\n".join(scripts) + src[:200000],
+            re.IGNORECASE,
+        )
+    )
     pairs = _configured_pairs(scripts + [m.group(0) for m in re.finditer(r"<script\b[^>]*>", src, _FLAGS)])
     rest = _SCRIPT.sub(" ", src)
     rest = _STYLE.sub(" ", rest)
@@ -215,23 +224,153 @@ def normalize_tex(tex: str) -> str:
 
 
 _FUNCTION_NAMES = {
-    "sin", "cos", "tan", "cot", "sec", "csc", "sinh", "cosh", "tanh", "log", "ln", "exp", "lim",
-    "max", "min", "sup", "inf", "det", "dim", "ker", "arg", "deg", "gcd", "arcsin", "arccos", "arctan",
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "sinh",
+    "cosh",
+    "tanh",
+    "log",
+    "ln",
+    "exp",
+    "lim",
+    "max",
+    "min",
+    "sup",
+    "inf",
+    "det",
+    "dim",
+    "ker",
+    "arg",
+    "deg",
+    "gcd",
+    "arcsin",
+    "arccos",
+    "arctan",
 }
 _GREEK = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
-    "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi",
-    "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma",
-    "Upsilon", "Phi", "Psi", "Omega",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "pi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Pi",
+    "Sigma",
+    "Upsilon",
+    "Phi",
+    "Psi",
+    "Omega",
 }
 _KEEP_NAMES = _FUNCTION_NAMES | _GREEK
 _ASCIIMATH_WORDS = {
-    "sqrt", "root", "frac", "sum", "prod", "int", "oint", "oo", "xx", "in", "and", "or", "if", "not",
-    "del", "grad", "hat", "bar", "vec", "dot", "ddot", "ul", "abs", "floor", "ceil", "norm", "text",
-    "mod", "lt", "gt", "le", "ge", "ne", "to", "cdot", "pm", "mp", "ldots", "cdots", "quad", "AA", "EE",
-    "RR", "NN", "ZZ", "QQ", "CC", "sub", "sup", "sube", "supe", "uu", "nn", "vv", "darr", "uarr",
-    "rarr", "larr", "harr", "rArr", "lArr", "hArr", "iff", "implies", "bb", "cc", "tt", "fr", "sf",
-    "color", "cancel", "obrace", "ubrace", "overset", "underset", "stackrel", "dx", "dy", "dt",
+    "sqrt",
+    "root",
+    "frac",
+    "sum",
+    "prod",
+    "int",
+    "oint",
+    "oo",
+    "xx",
+    "in",
+    "and",
+    "or",
+    "if",
+    "not",
+    "del",
+    "grad",
+    "hat",
+    "bar",
+    "vec",
+    "dot",
+    "ddot",
+    "ul",
+    "abs",
+    "floor",
+    "ceil",
+    "norm",
+    "text",
+    "mod",
+    "lt",
+    "gt",
+    "le",
+    "ge",
+    "ne",
+    "to",
+    "cdot",
+    "pm",
+    "mp",
+    "ldots",
+    "cdots",
+    "quad",
+    "AA",
+    "EE",
+    "RR",
+    "NN",
+    "ZZ",
+    "QQ",
+    "CC",
+    "sub",
+    "sup",
+    "sube",
+    "supe",
+    "uu",
+    "nn",
+    "vv",
+    "darr",
+    "uarr",
+    "rarr",
+    "larr",
+    "harr",
+    "rArr",
+    "lArr",
+    "hArr",
+    "iff",
+    "implies",
+    "bb",
+    "cc",
+    "tt",
+    "fr",
+    "sf",
+    "color",
+    "cancel",
+    "obrace",
+    "ubrace",
+    "overset",
+    "underset",
+    "stackrel",
+    "dx",
+    "dy",
+    "dt",
 }
 
 

@@ -10,16 +10,20 @@ the stylesheet is not installed, fails, or the MathML is larger than ``MAX_MATHM
 (XSLT recursion is the cost to bound), the formula falls back to its token text in reading
 order (``x = − b ± b 2 ...``): less faithful, but the symbols and numbers are kept.
 """
+
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
 
-__all__ = ["mathml_to_latex", "MAX_MATHML_NODES"]
+__all__ = ["MAX_MATHML_NODES", "mathml_to_latex"]
+
+LOG = logging.getLogger(__name__)
 
 MATHML_NS = "http://www.w3.org/1998/Math/MathML"
 MAX_MATHML_NODES = 5000  # larger MathML falls back to token text (bounded cost per formula)
@@ -35,9 +39,9 @@ def _stylesheet() -> etree.XSLT | None:
         spec = importlib.util.find_spec("py_asciimath")
         if spec is None or not spec.submodule_search_locations:
             return None
-        path = Path(list(spec.submodule_search_locations)[0]) / "translation" / "mathml2tex" / "mmltex.xsl"
+        path = Path(next(iter(spec.submodule_search_locations))) / "translation" / "mathml2tex" / "mmltex.xsl"
         return etree.XSLT(etree.parse(str(path)))
-    except Exception:  # missing package or unreadable stylesheet: use the fallback
+    except Exception:  # noqa: BLE001 - missing package or unreadable stylesheet: use the fallback
         return None
 
 
@@ -87,7 +91,12 @@ _TIDY = (
     (re.compile(r"\\mathrm\{(\\[a-zA-Z]+)\s*\}"), r"\1"),  # \mathrm{\infty } -> \infty
     (re.compile(r"\\genfrac\{\}\{\}\{0ex\}\{\}"), r"\\binom"),  # linethickness=0 fraction
     # a symbol written straight before a letter (<mi>∂</mi><mi>X</mi>) must stay two tokens
-    (re.compile(r"(\\(?:partial|nabla|infty|hbar|ell|alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|pi|rho|sigma|tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Xi|Pi|Sigma|Phi|Psi|Omega))(?=[A-Za-z])"), r"\1 "),
+    (
+        re.compile(
+            r"(\\(?:partial|nabla|infty|hbar|ell|alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|pi|rho|sigma|tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Xi|Pi|Sigma|Phi|Psi|Omega))(?=[A-Za-z])"
+        ),
+        r"\1 ",
+    ),
     (re.compile(r"\s{2,}"), " "),
 )
 
@@ -110,8 +119,8 @@ def mathml_to_latex(math_element: etree._Element) -> str:
             tex = _tidy(re.sub(r"\s+", " ", _strip_math_delimiters(tex)).strip())
             if tex:
                 return tex
-    except Exception:  # noqa: BLE001 - a malformed formula falls back to its token text
-        pass
+    except Exception as exc:  # noqa: BLE001 - a malformed formula falls back to its token text
+        LOG.debug("MathML stylesheet failed (%r); using token text", exc)
     try:
         return _token_text(math_element)
     except Exception:  # noqa: BLE001

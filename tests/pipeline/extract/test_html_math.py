@@ -9,6 +9,7 @@ main-content choice (or is not content), not by the math handling.
 Non-math pages: the output is plain trafilatura's (the formula rewrite changes nothing
 there): same words, no sentinel or markup left over.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,17 @@ OVERALL_THRESHOLD = 0.84  # measured 0.86 (plain trafilatura: 0.31) over the 36 
 EXCEPTIONS = {
     "mineru__ccmath__libretexts_1_p_latex_mathjax.html": (
         0.6,
-        "trafilatura drops the 'Example'/'Try It' boxes whole (prose and formulas, plain trafilatura "
-        "too); \\PageIndex{n} formulas sit in the table of contents",
+        (
+            "trafilatura drops the 'Example'/'Try It' boxes whole (prose and formulas, plain trafilatura "
+            "too); \\PageIndex{n} formulas sit in the table of contents"
+        ),
     ),
     "mineru__ccmath__asciimath.html": (
         0.7,
-        "trafilatura drops the intro and exercise boxes with their prose; some backtick 'formulas' are "
-        "tutorial demonstrations of escaped backticks",
+        (
+            "trafilatura drops the intro and exercise boxes with their prose; some backtick 'formulas' are "
+            "tutorial demonstrations of escaped backticks"
+        ),
     ),
     "mineru__ccmath__math_physicsforums_2.html": (
         0.6,
@@ -43,8 +48,10 @@ EXCEPTIONS = {
     "mineru__ccmath__katex_mathjax.html": (0.8, "one display formula is in a section trafilatura drops"),
     "mineru__ccmath__stackexchange_1_span-math-container_latex_mathjax.html": (
         0.8,
-        "'$\\delta L \\over L$$=10^{-21}$' is split by MathJax's own rule, and '$1/r^2$' is in a comment "
-        "trafilatura drops",
+        (
+            "'$\\delta L \\over L$$=10^{-21}$' is split by MathJax's own rule, and '$1/r^2$' is in a comment "
+            "trafilatura drops"
+        ),
     ),
 }
 
@@ -52,7 +59,9 @@ EXCEPTIONS = {
 @pytest.fixture(scope="module")
 def pages(shared_data):
     rows = [json.loads(line) for line in (shared_data / "html" / "pages.jsonl").open(encoding="utf-8")]
-    return {row["file"]: (row, (shared_data / row["file"]).read_bytes().decode("utf-8", errors="replace")) for row in rows}
+    return {
+        row["file"]: (row, (shared_data / row["file"]).read_bytes().decode("utf-8", errors="replace")) for row in rows
+    }
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """Delimiter discovery from real page configurations and the rewrite of delimited TeX."""
+
 from __future__ import annotations
 
 from pipeline.extract.math_delimiters import Delimiters, page_delimiters, rewrite_delimited_math
@@ -8,7 +9,9 @@ PHYSICSFORUMS = """MathJax.Hub.Config({ tex2jax: { element: null,
         inlineMath: [ ['[itex]', '[/itex]'], ['##', '##'] ],
         displayMath: [ ['[tex]', '[/tex]'], ['$$', '$$'] ], processEscapes: true } });"""
 # mineru__ccmath__stackexchange_1_span-math-container_latex_mathjax.html
-STACKEXCHANGE = r"""tex2jax: { inlineMath: [["$", "$"], ["\\\\(","\\\\)"]], displayMath: [["$$", "$$"], ["\\[", "\\]"]] }"""
+STACKEXCHANGE = (
+    r"""tex2jax: { inlineMath: [["$", "$"], ["\\\\(","\\\\)"]], displayMath: [["$$", "$$"], ["\\[", "\\]"]] }"""
+)
 # mathjax-demos__page_tex-chtml.html (MathJax v3/v4 syntax)
 MATHJAX4 = "MathJax = { tex: {inlineMath: {'[+]': [['$', '$']]}} };"
 

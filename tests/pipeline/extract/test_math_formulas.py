@@ -1,15 +1,16 @@
 """Per-mechanism tests of the math-preserving extractor, on small snippets cut from the real
 pages of shared/data/html (named beside each snippet), wrapped in enough prose that the
 main-text extractor keeps the paragraph."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
+from lxml import html as lxml_html
 
 from pipeline.extract.html_math import MAX_HTML_CHARS, Extracted, extract_main_text
 from pipeline.extract.math_formulas import SENTINELS, clean_tex, tex_from_image
-from lxml import html as lxml_html
 
 PROSE = (
     "<p>This paragraph of ordinary prose is here so that the extractor sees an article with "
@@ -71,7 +72,9 @@ def test_mathjax_v2_rendered_copies_are_not_duplicated():
 
 
 def test_asciimath_script_becomes_latex():
-    r = extract('<p>The roots are <script type="math/asciimath">x=(-b +- sqrt(b^2 - 4ac))/(2a)</script> in general.</p>')
+    r = extract(
+        '<p>The roots are <script type="math/asciimath">x=(-b +- sqrt(b^2 - 4ac))/(2a)</script> in general.</p>'
+    )
     (segment,) = [a or b for a, b in math_segments(r.text)]
     assert "\\frac" in segment and "\\sqrt" in segment and "\\pm" in segment
 
@@ -86,7 +89,7 @@ def test_katex_annotation_and_display():
         '<annotation encoding="application/x-tex">{x}_{n+1} = \\frac{x_n}{2}</annotation></semantics></math></span>'
         '<span class="katex-html" aria-hidden="true"><span class="base">x n+1 = xn 2</span></span></span>'
     )
-    r = extract(f"<p>The next term {katex} halves it.</p><p><span class=\"katex-display\">{katex}</span></p>")
+    r = extract(f'<p>The next term {katex} halves it.</p><p><span class="katex-display">{katex}</span></p>')
     assert "The next term ${x}_{n+1} = \\frac{x_n}{2}$ halves it." in r.text
     assert "$${x}_{n+1} = \\frac{x_n}{2}$$" in r.text
     assert "xn 2" not in r.text  # the rendered glyphs are gone
@@ -113,7 +116,7 @@ def test_wikipedia_math_element_keeps_one_copy_without_displaystyle():
 def test_mathml_without_tex_is_converted_and_prefixed_mathml_too():
     # mineru__ccmath__mathjax-mml-chtml_prefix.html
     mml = (
-        "<{p}math display=\"block\"><{p}mi>x</{p}mi><{p}mo>=</{p}mo><{p}mfrac><{p}mrow><{p}mo>−</{p}mo><{p}mi>b</{p}mi>"
+        '<{p}math display="block"><{p}mi>x</{p}mi><{p}mo>=</{p}mo><{p}mfrac><{p}mrow><{p}mo>−</{p}mo><{p}mi>b</{p}mi>'
         "</{p}mrow><{p}mrow><{p}mn>2</{p}mn><{p}mi>a</{p}mi></{p}mrow></{p}mfrac></{p}math>"
     )
     r = extract(f"<p>Standard form:</p>{mml.format(p='')}<p>Prefixed form:</p>{mml.format(p='m:')}")
@@ -183,12 +186,17 @@ def test_forum_delimiters_from_katex_autorender_config():
         '<script>const OPTS = {"delimiters": [{left: "[imath]", right: "[/imath]", display: false},'
         '{left: "[math]",  right: "[/math]", display: true}]};</script>'
     )
-    r = extract("<p>Gauss's law [math]\\nabla \\cdot \\vec{E} = \\frac{\\rho}{\\varepsilon_0}[/math] and [imath]x^2[/imath] too.</p>", config)
+    r = extract(
+        "<p>Gauss's law [math]\\nabla \\cdot \\vec{E} = \\frac{\\rho}{\\varepsilon_0}[/math] and [imath]x^2[/imath] too.</p>",
+        config,
+    )
     assert "$$\\nabla \\cdot \\vec{E} = \\frac{\\rho}{\\varepsilon_0}$$" in r.text and "$x^2$" in r.text
 
 
 def test_data_attribute_and_custom_element():
-    r = extract('<p>The value <span class="math" data-expr="\\frac{1}{2}"></span> and <tex>e^{i\\pi}+1=0</tex> both appear.</p>')
+    r = extract(
+        '<p>The value <span class="math" data-expr="\\frac{1}{2}"></span> and <tex>e^{i\\pi}+1=0</tex> both appear.</p>'
+    )
     assert "$\\frac{1}{2}$" in r.text and "$e^{i\\pi}+1=0$" in r.text
 
 
@@ -203,8 +211,15 @@ def test_title_and_clean_tex():
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "   ", "\x00\x01\x02binary\xff" * 1000, "<html><body>" + "<div>" * 50_000 + "deep" + "</div>" * 50_000,
-     "<math><mfrac><mi>x</mi>", '<script type="math/mml"><math><mi>x</mi', "\u2983 sentinel \u2985 in input"],
+    [
+        "",
+        "   ",
+        "\x00\x01\x02binary\xff" * 1000,
+        "<html><body>" + "<div>" * 50_000 + "deep" + "</div>" * 50_000,
+        "<math><mfrac><mi>x</mi>",
+        '<script type="math/mml"><math><mi>x</mi',
+        "\u2983 sentinel \u2985 in input",
+    ],
     ids=["empty", "blank", "binary", "deep-nesting", "broken-mathml", "broken-mml-script", "sentinels"],
 )
 def test_never_raises_on_bad_html(bad):

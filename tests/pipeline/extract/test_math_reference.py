@@ -1,4 +1,5 @@
 """The independent source-formula finder and the retention measure used by the benchmark."""
+
 from __future__ import annotations
 
 from pipeline.extract.math_reference import find_source_formulas, loose_signature, normalize_tex, retention
@@ -21,8 +22,13 @@ def test_finder_counts_each_mechanism_once():
     <math><mi>g</mi><mo>+</mo><mn>1</mn></math></body></html>"""
     found = {(f.kind, f.text) for f in find_source_formulas(html)}
     assert found == {
-        ("tex", "a^2"), ("tex", "b_1"), ("tex", "c"), ("tex", "d=1"),
-        ("tex", "{\\displaystyle e}"), ("tex", "f^2"), ("mathml", "g + 1"),
+        ("tex", "a^2"),
+        ("tex", "b_1"),
+        ("tex", "c"),
+        ("tex", "d=1"),
+        ("tex", "{\\displaystyle e}"),
+        ("tex", "f^2"),
+        ("mathml", "g + 1"),
     }
 
 
