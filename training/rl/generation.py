@@ -54,8 +54,12 @@ class HFSampler:
         return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
 
     @torch.no_grad()
-    def sample(self, model, prompts: Sequence[str], questions: Sequence[Question | None], group_size: int) -> Rollout:
-        """G = ``group_size`` completions for each prompt; rows ``i*G .. i*G+G-1`` answer prompt i."""
+    def sample(self, model, prompts: Sequence[str], questions: Sequence[Question | None], group_size: int,
+               greedy: bool = False) -> Rollout:
+        """G = ``group_size`` completions for each prompt; rows ``i*G .. i*G+G-1`` answer prompt i.
+
+        ``greedy`` decodes deterministically (for evaluation; use ``group_size=1``).
+        """
         start = time.perf_counter()
         was_training = model.training
         model.eval()
@@ -70,9 +74,10 @@ class HFSampler:
             for lo in range(0, len(encoded), s.prompts_per_call):
                 chunk = encoded[lo: lo + s.prompts_per_call]
                 ids, mask = left_pad(chunk, pad)
+                sampling = (dict(do_sample=False) if greedy else
+                            dict(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or None))
                 out = model.generate(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
-                    temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or None,
+                    input_ids=ids.to(device), attention_mask=mask.to(device), **sampling,
                     max_new_tokens=s.max_new_tokens, num_return_sequences=group_size,
                     pad_token_id=pad, eos_token_id=eos, use_cache=True,
                 )
@@ -120,14 +125,14 @@ class VLLMSampler(HFSampler):
         self._llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True)
 
     @torch.no_grad()
-    def sample(self, model, prompts, questions, group_size):  # pragma: no cover - needs a GPU with vLLM
+    def sample(self, model, prompts, questions, group_size, greedy=False):  # pragma: no cover - needs a GPU with vLLM
         from vllm import SamplingParams
 
         start = time.perf_counter()
         runner = self._llm.llm_engine.model_executor.driver_worker.model_runner
         runner.model.load_weights(model.state_dict().items())
         s = self.settings
-        params = SamplingParams(n=group_size, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or -1,
+        params = SamplingParams(n=group_size, temperature=0.0 if greedy else s.temperature, top_p=s.top_p, top_k=s.top_k or -1,
                                 max_tokens=s.max_new_tokens)
         encoded = self.encode_prompts(prompts)
         outputs = self._llm.generate([{"prompt_token_ids": p} for p in encoded], params, use_tqdm=False)
