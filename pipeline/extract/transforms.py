@@ -213,7 +213,7 @@ class DecodeFn(beam.DoFn):
     def __init__(self, config: ExtractConfig):
         self.config = config
 
-    def process(self, record: PageRecord):
+    def process(self, record):
         try:
             decoded = decode_payload(record.payload, record.content_type, is_html=record.source_format == "html",
                                      max_replacement_share=self.config.max_replacement_share)
@@ -245,7 +245,7 @@ class ExtractMainTextFn(beam.DoFn):
         if self._extractor is not None:
             self._extractor.close()
 
-    def process(self, page: DecodedPage):
+    def process(self, page):
         record = page.record
         try:
             if record.source_format == "text":
@@ -299,7 +299,7 @@ class IdentifyLanguageFn(beam.DoFn):
         max_chars = self.config.langid_max_chars
         self._identifier = self._shared.acquire(lambda: _load_identifier(max_chars), tag=f"lid176-{max_chars}")
 
-    def process(self, page: ExtractedPage):
+    def process(self, page):
         try:
             lang, score = self._identifier.identify(page.text)
         except Exception as exc:  # noqa: BLE001
@@ -308,7 +308,7 @@ class IdentifyLanguageFn(beam.DoFn):
         yield LabelledPage(page, lang, score)
 
 
-def to_row(labelled: LabelledPage) -> dict:
+def to_row(labelled):
     """The output row of a labelled page (counts it as kept)."""
     row = document_row(labelled.page, labelled.lang, labelled.lang_score)
     _count("pages_kept")

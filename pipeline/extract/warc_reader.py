@@ -272,6 +272,19 @@ def _find_resync_point(stream: BinaryIO, start: int, is_gzip: bool) -> int | Non
         position += len(block) - overlap
 
 
+def _archive_head(stream: BinaryIO, is_gzip: bool) -> bytes:
+    """The first bytes of the archive's content (decompressed for gzip), leading blank lines skipped."""
+    stream.seek(0)
+    head = stream.read(64 * 1024)
+    stream.seek(0)
+    if is_gzip:
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 256)
+        except zlib.error:
+            return b""
+    return head.lstrip(b"\r\n")
+
+
 def _member_starts_warc(stream: BinaryIO, offset: int) -> bool:
     stream.seek(offset)
     head = stream.read(64 * 1024)
@@ -337,6 +350,12 @@ def iter_archive(stream: BinaryIO, path: str, config: ReaderConfig | None = None
     size = stream.seek(0, io.SEEK_END)
     stream.seek(0)
     is_gzip = stream.read(2) == _GZIP_MAGIC[:2]
+    head = _archive_head(stream, is_gzip)
+    if not head.startswith((b"WARC/", b"filedesc://")):
+        # warcio's lenient ARC parser would read any text file as a stream of bogus records.
+        yield RecordOutcome("reject", "archive_error", path, 0, None,
+                            f"not a WARC or ARC archive (starts with {head[:40]!r})")
+        return
     start = 0
     resyncs = 0
     yielded = 0
