@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from pipeline.decontaminate.benchmarks_spec import BenchmarkText
-from pipeline.decontaminate.ngrams import ngram_text, token_hashes, window_hashes
+from pipeline.decontaminate.ngrams import ngram_text, sequence_hash, token_hashes, window_hashes
 from pipeline.decontaminate.normalize import is_wordlike, tokenize
 
 FORMAT_VERSION = 1
@@ -106,9 +106,11 @@ class BenchmarkIndex:
         kept: list[tuple[str, str, str, str]] = []
         seen: dict[str, int] = {}
         items: dict[tuple[str, str], int] = {}
-        long_hashes: list[np.ndarray] = []
-        long_refs: list[np.ndarray] = []
-        long_items: list[np.ndarray] = []
+        vocab: dict[str, int] = {}
+        token_ids: list[int] = []  # all long texts' tokens, concatenated
+        long_ref: list[int] = []  # per long text: its number in `kept`
+        long_item: list[int] = []
+        long_len: list[int] = []
         short_parts: dict[int, list[tuple[int, int]]] = {}
         for bt in texts:
             bstats = stats.benchmarks.setdefault(bt.benchmark, {"items": 0, "texts": 0})
@@ -128,31 +130,37 @@ class BenchmarkIndex:
             ref = len(kept)
             seen[norm] = ref
             kept.append((bt.benchmark, bt.item_id, bt.field, norm))
-            hashes = token_hashes(tokens)
-            words = np.fromiter((is_wordlike(t) for t in tokens), dtype=np.int32, count=len(tokens))
             if len(tokens) >= config.n:
-                wh = window_hashes(hashes, config.n)
-                informative = _window_sums(words, config.n) >= config.min_wordlike_tokens
-                stats.uninformative_ngrams += int((~informative).sum())
-                wh = wh[informative]
-                long_hashes.append(wh)
-                long_refs.append(np.full(len(wh), ref, dtype=np.int32))
-                long_items.append(np.full(len(wh), items[key], dtype=np.int32))
-            elif words.sum() < config.min_wordlike_tokens:
+                token_ids.extend(vocab.setdefault(t, len(vocab)) for t in tokens)
+                long_ref.append(ref)
+                long_item.append(items[key])
+                long_len.append(len(tokens))
+            elif sum(map(is_wordlike, tokens)) < config.min_wordlike_tokens:
                 stats.uninformative_short_texts += 1
             else:
-                short_parts.setdefault(len(tokens), []).append((int(window_hashes(hashes, len(tokens))[0]), ref))
+                short_parts.setdefault(len(tokens), []).append((sequence_hash(tokens), ref))
                 stats.short_texts += 1
         stats.texts_indexed = len(kept)
 
-        if long_hashes:
-            all_h = np.concatenate(long_hashes)
-            all_r = np.concatenate(long_refs)
-            all_i = np.concatenate(long_items)
-        else:
-            all_h = np.empty(0, np.uint64)
-            all_r = np.empty(0, np.int32)
-            all_i = np.empty(0, np.int32)
+        # All long texts at once: hash every window of the concatenation, keep those that lie
+        # inside one text and hold enough word-like tokens.
+        words_of_vocab = list(vocab)
+        ids = np.asarray(token_ids, dtype=np.int64)
+        hashes = token_hashes(words_of_vocab)[ids]
+        wordlike = np.fromiter(map(is_wordlike, words_of_vocab), dtype=np.int32, count=len(vocab))[ids]
+        lengths = np.asarray(long_len, dtype=np.int64)
+        text_of_token = np.repeat(np.arange(len(lengths)), lengths)
+        text_end = np.repeat(np.cumsum(lengths), lengths)
+        all_h = window_hashes(hashes, config.n)
+        starts = np.arange(len(all_h))
+        valid = starts + config.n <= text_end[: len(all_h)]
+        informative = _window_sums(wordlike, config.n) >= config.min_wordlike_tokens
+        stats.uninformative_ngrams = int((valid & ~informative).sum())
+        keep = valid & informative
+        all_h = all_h[keep]
+        window_text = text_of_token[: len(keep)][keep]
+        all_r = np.asarray(long_ref, dtype=np.int32)[window_text] if len(window_text) else np.empty(0, np.int32)
+        all_i = np.asarray(long_item, dtype=np.int32)[window_text] if len(window_text) else np.empty(0, np.int32)
         ngram_hashes, first = np.unique(all_h, return_index=True)
         ngram_refs = all_r[first]
         if config.max_items_per_ngram and len(all_h):
@@ -281,8 +289,10 @@ class BenchmarkIndex:
 
 
 def _window_sums(values: np.ndarray, n: int) -> np.ndarray:
-    """Sum of every ``n``-long window of ``values``."""
-    c = np.concatenate(([0], np.cumsum(values)))
+    """Sum of every ``n``-long window of ``values`` (``len - n + 1`` values, or none)."""
+    if len(values) < n:
+        return np.empty(0, dtype=np.int64)
+    c = np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
     return c[n:] - c[:-n]
 
 

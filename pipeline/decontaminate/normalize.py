@@ -1,30 +1,33 @@
 """One text normalisation and tokenisation, applied alike to benchmark texts and to web pages.
 
 Decontamination compares token sequences, so anything that changes the tokens without
-changing the meaning would let a leak slip through. ``tokenize`` therefore:
+changing the meaning would let a leak slip through. ``tokenize``:
 
 1. applies Unicode NFKC (full-width to half-width, ligatures, superscript digits) and case
    folding;
-2. removes content that is not part of a problem's wording: GSM8K calculator annotations
+2. removes what is not part of a problem's wording: GSM8K calculator annotations
    ``<<16-3-4=9>>`` and Asymptote figure code ``[asy] ... [/asy]`` (MATH);
-3. maps Unicode math symbols to their TeX names (``×`` -> ``\\times``, ``≤`` -> ``\\leq``,
-   a stand-alone ``π`` -> ``\\pi``), and TeX aliases to one spelling (``\\dfrac`` -> ``\\frac``,
-   ``\\le`` -> ``\\leq``, ``\\cdot``/``\\times``/``*`` -> ``*``);
-4. drops what does not change meaning: TeX spacing (``\\,`` ``\\;`` ``\\!`` ``\\ `` ``\\quad``
+3. maps Unicode math symbols to TeX (``≤`` -> ``\\leq``, ``√`` -> ``\\sqrt``, a stand-alone
+   ``π`` -> ``\\pi``) and TeX aliases to one spelling (``\\dfrac`` -> ``\\frac``,
+   ``\\dbinom`` -> ``\\binom``, ``\\varepsilon`` -> ``\\epsilon``);
+4. drops what does not change the wording: TeX spacing (``\\,`` ``\\;`` ``\\!`` ``\\ `` ``\\quad``
    ``\\hspace{..}``), sizing and style wrappers (``\\left`` ``\\right`` ``\\big`` ``\\displaystyle``
-   ``\\text`` ``\\mathrm`` ...), math delimiters (``$`` ``\\(`` ``\\[``), braces, punctuation,
-   markdown emphasis and list bullets, thousands separators (``1,000`` -> ``1000``);
-5. splits into tokens: words (letter runs), numbers (``3.5`` is one token), the operators
-   ``+ - = < > <= >= != * / %``, TeX command names (``\\frac`` -> ``frac``), and one token per
-   character for unsegmented scripts (Chinese, Japanese kana, Thai, Lao, Khmer, Myanmar), so
-   that the Chinese benchmarks fall under the same n-gram rule. Inside math (``$..$``,
-   ``$$..$$``, ``\\(..\\)``, ``\\[..\\]``, ``equation``/``align``-like environments) every letter is
-   its own token, since TeX ignores spaces there (``$4ac$`` == ``$4 a c$``); the contents of
-   ``\\text{..}``/``\\mathrm{..}``/``\\operatorname{..}`` stay words.
+   ``\\text`` ``\\mathrm`` ``\\boxed`` ...), environment names, math delimiters (``$`` ``\\(``
+   ``\\[``), braces, operators and relations (``+ = \\leq \\times``), punctuation, markdown
+   emphasis and list bullets, and thousands separators (``1,000`` -> ``1000``);
+5. splits into tokens: words (letter runs), numbers (``3.5`` is one token, ``4ac`` is ``4 ac``),
+   TeX command names (kept with their backslash, ``\\frac``, so they never equal a word),
+   and one token per character for unsegmented scripts (Chinese, Japanese kana, Thai, Lao,
+   Khmer, Myanmar), so the Chinese benchmarks fall under the same n-gram rule.
+
+There is no separate math mode: text inside and outside ``$..$`` is tokenised alike, so a
+leak is caught whether a page keeps, changes (``$`` vs ``\\(``) or loses the math delimiters.
+The one spacing that still matters is between letters of one symbol run (``$4ac$`` is ``4 ac``,
+``$4 a c$`` is ``4 a c``).
 
 Guarantees: deterministic and pure (no state, no I/O); re-typesetting that only changes
-spacing, case, Unicode width, brace use or the aliases above yields the same tokens; never
-raises on any ``str`` (including malformed TeX, unbalanced ``$``).
+spacing around operators and braces, case, Unicode width, delimiters, brace use or the
+aliases above yields the same tokens; never raises on any ``str`` (malformed TeX included).
 """
 from __future__ import annotations
 
@@ -77,11 +80,9 @@ def _greek_name(ch: str) -> str:
 
 _GREEK_NAMES = {chr(c): _greek_name(chr(c)) for c in list(range(0x391, 0x3AA)) + list(range(0x3B1, 0x3CA)) + [0x3D1, 0x3D5, 0x3F5]}
 
-# TeX control words (case-folded) -> replacement.
-# - spacing, sizing and style commands are removed (" "): inside math a space is not a boundary;
-# - delimiters, ellipses and operators/relations become a boundary (" , "): inside math they
-#   end a token (see ``_math_tokens``), in text they are dropped like any punctuation;
-# - aliases are rewritten to one spelling.
+# TeX control words (case-folded) -> replacement: spacing, sizing and style commands,
+# delimiters, ellipses, operators and relations are removed; aliases get one spelling; any
+# other command stays as a token with its backslash (``\frac``, ``\sqrt``, ``\pi``).
 _TEX_WORDS: dict[str, str] = {}
 for _w in (
     "quad qquad enspace enskip thinspace medspace thickspace negthinspace negmedspace negthickspace "
@@ -100,16 +101,13 @@ for _w in (
     "in notin ni subset subseteq supset supseteq subsetneq supsetneq cup cap wedge vee land lor neg lnot "
     "approx equiv sim simeq cong neq perp parallel propto"
 ).split():
-    _TEX_WORDS[_w.casefold()] = " , "
+    _TEX_WORDS[_w.casefold()] = " "
 _TEX_WORDS.update({
-    "dfrac": r"\frac", "tfrac": r"\frac", "cfrac": r"\frac", "dbinom": r"\binom", "tbinom": r"\binom",
-    "varepsilon": r"\epsilon", "varphi": r"\phi", "vartheta": r"\theta", "degree": r"\circ",
+    "dfrac": r" \frac ", "tfrac": r" \frac ", "cfrac": r" \frac ", "dbinom": r" \binom ", "tbinom": r" \binom ",
+    "varepsilon": r" \epsilon ", "varphi": r" \phi ", "vartheta": r" \theta ", "degree": r" \circ ",
 })
 
-# Control symbols: spacing (\, \; \: \! \> \ ) is removed; \\ \{ \} \| \& become boundaries;
-# escaped specials (\$ \% \# \_) are dropped (an escaped $ never opens math).
-_TEX_SYMBOLS = {"\\": " , ", "{": " , ", "}": " , ", "|": " , ", "&": " , "}
-
+# Control symbols (\, \; \! \  \\ \{ \} \$ \% ...) are all removed.
 _TEX_ARG_DROPS = re.compile(
     r"\\begin\s*\{(?:array|tabular)\*?\}\s*\{[^{}]*\}"  # column spec {c|cc}
     r"|\\(?:begin|end)\s*\{[a-z]+\*?\}"  # environment names: typesetting, not content
@@ -117,74 +115,27 @@ _TEX_ARG_DROPS = re.compile(
     r"|\\(?:kern|mkern|mskip|hskip|vskip)\s*-?[\d.]+\s*[a-z]{2}"
     r"|\\textcolor\s*\{[^{}]*\}"
 )
-_TEX_CONTROL = re.compile(r"\\(?:([a-z]+)\*?|(.))", re.DOTALL)
+_TEX_CONTROL = re.compile(r"\\(?:([a-z]+)\*?|.)", re.DOTALL)
 
 _ASY = re.compile(r"\[asy\].*?\[/asy\]", re.DOTALL | re.IGNORECASE)
 _GSM8K_CALC = re.compile(r"<<[^<>\n]{0,200}=[^<>\n]{0,200}>>")
 _MARKDOWN = re.compile(r"^[ \t]*[-*+•][ \t]+|\*\*+|__+", re.MULTILINE)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))|(?<=\d)\{,\}(?=\d)")
 
-# Math spans. Inline $..$ follows pandoc's rule (no space after the opening $, none before the
-# closing $, no digit right after it), so "costs $5 and $3" is not math.
-_MATH_SPAN = re.compile(
-    r"\$\$(?P<a>.+?)\$\$"
-    r"|\\\[(?P<b>.+?)\\\]"
-    r"|\\\((?P<c>.+?)\\\)"
-    r"|\\begin\{(?P<env>equation|align|alignat|gather|multline|eqnarray|displaymath|math|flalign)(?P<star>\*?)\}"
-    r"(?P<d>.*?)\\end\{(?P=env)(?P=star)\}"
-    r"|(?<![\\$])\$(?![\s$])(?P<e>(?:[^$\\]|\\.)+?)(?<![\s\\])\$(?!\d)",
-    re.DOTALL,
-)
-_MATH_TEXT_GROUP = re.compile(
-    r"\\(?:text|textrm|textbf|textit|textsf|texttt|textnormal|textup|mbox|hbox|operatorname|mathrm)\*?\s*\{([^{}]*)\}"
-)
-
-_TEXT_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+")
-# Inside math: letters (also of command names) and numbers are parts of a token; operators,
-# relations and punctuation (a '.' unless a decimal point) end it; anything else (spaces,
-# backslashes, ^ _ { } ') is ignored.
-_MATH_BOUNDARY = re.compile(r"[+\-=<>*/%!,;:()\[\]|&?\0]|\.(?!\d)|(?<!\d)\.")
-_MATH_NOT_PIECE = re.compile(r"[^\w.\0]|_")
+_TOKEN = re.compile(r"\\[a-z]+|\d+(?:\.\d+)?|[^\W\d_]+")
 
 
-def _rewrite_tex(segment: str) -> str:
-    """Apply the TeX alias/removal tables to one (case-folded) segment."""
-    segment = _TEX_ARG_DROPS.sub(" ", segment)
+def _rewrite_tex(text: str) -> str:
+    """Apply the TeX alias/removal tables (to case-folded text)."""
+    text = _TEX_ARG_DROPS.sub(" ", text)
 
     def control(m: re.Match) -> str:
-        word, symbol = m.group(1), m.group(2)
+        word = m.group(1)
         if word is not None:
             return _TEX_WORDS.get(word, f" \\{word} ")
-        return _TEX_SYMBOLS.get(symbol, " ")
+        return " "
 
-    return _TEX_CONTROL.sub(control, segment)
-
-
-def _text_tokens(segment: str, out: list[str]) -> None:
-    segment = _THOUSANDS.sub("", _rewrite_tex(segment))
-    segment = _UNSEGMENTED_CHAR.sub(r" \g<0> ", segment)
-    out.extend(_TEXT_TOKEN.findall(segment))
-
-
-def _math_tokens(segment: str, out: list[str]) -> None:
-    pos = 0
-    for m in _MATH_TEXT_GROUP.finditer(segment):
-        _math_chunks(segment[pos:m.start()], out)
-        _text_tokens(m.group(1), out)
-        pos = m.end()
-    _math_chunks(segment[pos:], out)
-
-
-def _math_chunks(segment: str, out: list[str]) -> None:
-    """Math as tokens: maximal runs of symbols between operators/relations/punctuation.
-
-    TeX ignores spaces in math, so a token is built from its pieces without them:
-    ``ax^2+bx+c=0`` and ``a x^{2} + b x + c = 0`` both give ``ax2 bx c 0``, and
-    ``\\frac{1}{2}`` and ``\\frac12`` both give ``frac12``.
-    """
-    segment = _THOUSANDS.sub("", _rewrite_tex(segment))
-    segment = _MATH_NOT_PIECE.sub("", _MATH_BOUNDARY.sub("\0", segment))
-    out.extend(chunk for chunk in segment.split("\0") if chunk)
+    return _TEX_CONTROL.sub(control, text)
 
 
 def prepare(text: str) -> str:
@@ -203,25 +154,20 @@ def prepare(text: str) -> str:
 def tokenize(text: str) -> list[str]:
     """The normalised tokens of ``text`` (see the module docstring). Never raises on a ``str``."""
     text = prepare(text)
-    out: list[str] = []
-    pos = 0
-    if "$" in text or "\\" in text:
-        for m in _MATH_SPAN.finditer(text):
-            _text_tokens(text[pos:m.start()], out)
-            inner = m.group("a") or m.group("b") or m.group("c") or m.group("d") or m.group("e") or ""
-            _math_tokens(inner, out)
-            pos = m.end()
-    _text_tokens(text[pos:], out)
-    return out
+    if "\\" in text:
+        text = _rewrite_tex(text)
+    text = _THOUSANDS.sub("", text)
+    text = _UNSEGMENTED_CHAR.sub(r" \g<0> ", text)
+    return _TOKEN.findall(text)
 
 
-_WORDLIKE = re.compile(f"[{_UNSEGMENTED}]|[^\\W\\d_].*[^\\W\\d_]")
+_WORDLIKE = re.compile(f"[{_UNSEGMENTED}]|^[^\\W\\d_]{{2,}}$")
 
 
 @lru_cache(maxsize=1 << 18)
 def is_wordlike(token: str) -> bool:
-    """True for a token carrying words: two or more letters (``apples``, ``frac12``) or a CJK
-    character; False for numbers and single-letter variables (``12``, ``x``, ``x2``)."""
+    """True for a token that is a word: two or more letters (``apples``, ``ac``) or a CJK
+    character; False for numbers, single letters and TeX commands (``12``, ``x``, ``\\frac``)."""
     return _WORDLIKE.search(token) is not None
 
 
