@@ -212,3 +212,14 @@ def test_works_in_a_subprocess_worker_thread():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == str([e for *_, e in _SYMBOLIC_PAIRS])
+
+
+def test_pathological_completions_get_an_answer_not_a_hang():
+    """Degenerate model output (runaway repetition) is answered, with long strings refused and counted."""
+    assert extract_boxed("\\boxed{" * 20000) is None
+    assert extract_boxed("{" * 50000 + "\\boxed{1}") == "1"
+    before = check_stats().get("too_long", 0)
+    assert not answers_equal("5" + " cm" * 20000, "5")
+    assert check_stats().get("too_long", 0) == before + 1
+    assert extract_answer("The answer is " + "1 + " * 30000 + "\n", "gsm8k") == "1"
+    assert math_reward("Final Answer: The final answer is " + "x" * 50000, "5") == 0.0
