@@ -20,7 +20,9 @@ Method, as the paper (DeepSeekMath sections 2.3, 3 and 5.2.2):
 Outputs in ``--output-dir``: ``results.json`` (config, per-benchmark metrics, skip counts,
 timings), ``results.md`` (tables like the paper's), ``pass_maj_at_k.png`` (Pass@K and Maj@K
 against K, one panel per benchmark) and ``predictions/<benchmark>.jsonl`` (every completion,
-its extracted answer and verdict, for error analysis).
+its extracted answer and verdict, and the problem's Pass@K / Maj@K, for error analysis),
+written ``--chunk_size`` problems at a time; a rerun with the same settings
+(``predictions/<benchmark>.settings.json``) resumes after the last finished problem.
 
 Departures from the paper: the paper's harness samples with vLLM; here ``transformers.generate``
 (a vLLM backend is not included). Prompts longer than the model's context minus
@@ -80,6 +82,8 @@ class EvalConfig:
     check_workers: int = 0  # processes for answer checking (0: in this process)
     maj_max_exact_subsets: int = 5000
     maj_num_subsets: int = 2000
+    chunk_size: int = 256  # problems generated, scored and written together (bounds memory)
+    resume: bool = True  # reuse finished problems of an earlier run with the same settings
 
     def __post_init__(self) -> None:
         if self.prompt_style not in ("few_shot", "chat"):
@@ -90,8 +94,8 @@ class EvalConfig:
             raise ConfigError("nothing to do: greedy is off and samples < 2")
         if any(k < 1 for k in self.k):
             raise ConfigError(f"every K must be >= 1, got {self.k}")
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ConfigError("batch_size and max_new_tokens must be >= 1")
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.chunk_size < 1:
+            raise ConfigError("batch_size, max_new_tokens and chunk_size must be >= 1")
         for name in self.benchmarks:
             try:
                 get_benchmark(name)
@@ -190,7 +194,7 @@ def _context_limit(model) -> int | None:
 
 def generate_completions(model, tokenizer, prompts: Sequence[str], *, num_samples: int, do_sample: bool,
                          temperature: float, top_p: float, max_new_tokens: int, batch_size: int,
-                         stops: Sequence[str], stats: GenerationStats, progress=None) -> list[list[str]]:
+                         stops: Sequence[str], stats: GenerationStats) -> list[list[str]]:
     """``num_samples`` completions per prompt (greedy when ``do_sample`` is False), cut at ``stops``.
 
     Prompts are processed longest first in batches of about ``batch_size`` sequences, left
@@ -255,8 +259,6 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], *, num_sample
                         stats.generated_tokens += end
                         stats.sequences += 1
                         results[chunk[row // n_here]].append(cut)
-                if progress is not None:
-                    progress.update(len(chunk))
     finally:
         model.train(was_training)
         stats.seconds += time.perf_counter() - start
@@ -268,63 +270,127 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], *, num_sample
 # --------------------------------------------------------------------------------------------
 
 
-def evaluate_benchmark(model, tokenizer, spec: BenchmarkSpec, items: list[EvalItem], cfg: EvalConfig,
-                       predictions_path: Path | None = None) -> dict:
-    """Generate, extract, score one benchmark; returns its metrics (and writes its predictions)."""
+# Config fields that change the predictions: a resumed run must match them exactly.
+_RESUME_KEYS = ("model", "tokenizer", "prompt_style", "shots", "greedy", "samples", "k", "temperature", "top_p",
+                "max_new_tokens", "seed", "maj_max_exact_subsets", "maj_num_subsets")
+
+
+def _resume_signature(cfg: EvalConfig, spec: BenchmarkSpec) -> dict:
+    data = config_to_dict(cfg)
+    return {"benchmark": spec.name, **{key: data[key] for key in _RESUME_KEYS}}
+
+
+def _read_finished(predictions_path: Path, signature_path: Path, signature: dict) -> dict[int, dict]:
+    """Records of a previous run with the same settings, by problem index (a torn last line is ignored)."""
+    if not (predictions_path.exists() and signature_path.exists()):
+        return {}
+    try:
+        if json.loads(signature_path.read_text(encoding="utf-8")) != signature:
+            return {}
+    except ValueError:
+        return {}
+    done: dict[int, dict] = {}
+    with open(predictions_path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                break  # the run was killed while writing this line
+            done[record["index"]] = record
+    return done
+
+
+def _score_chunk(model, tokenizer, spec: BenchmarkSpec, items: list[EvalItem], cfg: EvalConfig,
+                 greedy_stats: GenerationStats, sample_stats: GenerationStats, bar) -> list[dict]:
+    """Generate and score one chunk of problems; one prediction record per problem."""
     import torch
-    from tqdm.auto import tqdm
 
     prompts = [build_prompt(spec, item.question, cfg.prompt_style, cfg.shots, tokenizer) for item in items]
     stops = stop_strings(spec, cfg.prompt_style)
-    result: dict = {"benchmark": spec.name, "problems": len(items)}
     records = [{"index": it.index, "question": it.question, "gold": it.gold} for it in items]
     if cfg.greedy:
-        stats = GenerationStats()
-        with tqdm(total=len(prompts), desc=f"{spec.name} greedy", unit="problem") as bar:
-            greedy = generate_completions(model, tokenizer, prompts, num_samples=1, do_sample=False,
-                                          temperature=1.0, top_p=1.0, max_new_tokens=cfg.max_new_tokens,
-                                          batch_size=cfg.batch_size, stops=stops, stats=stats, progress=bar)
+        greedy = generate_completions(model, tokenizer, prompts, num_samples=1, do_sample=False, temperature=1.0,
+                                      top_p=1.0, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                                      stops=stops, stats=greedy_stats)
         verdicts = _map(_greedy_task, [(g[0], it.gold, spec.name) for g, it in zip(greedy, items)], cfg.check_workers)
-        correct = sum(ok for _, ok in verdicts)
-        result["greedy"] = {
-            "accuracy": correct / len(items) if items else 0.0,
-            "correct": correct,
-            "no_answer": sum(a is None for a, _ in verdicts),
-            **asdict(stats),
-        }
         for rec, g, (answer, ok) in zip(records, greedy, verdicts):
             rec.update(greedy_completion=g[0], greedy_answer=answer, greedy_correct=ok)
-    ks = cfg.ks_for(cfg.samples)
     if cfg.samples > 1:
-        torch.manual_seed(cfg.seed)
-        stats = GenerationStats()
-        with tqdm(total=len(prompts), desc=f"{spec.name} sample x{cfg.samples}", unit="problem") as bar:
-            sampled = generate_completions(model, tokenizer, prompts, num_samples=cfg.samples, do_sample=True,
-                                           temperature=cfg.temperature, top_p=cfg.top_p,
-                                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                                           stops=stops, stats=stats, progress=bar)
-        tasks = [(s, it.gold, spec.name, ks, cfg.seed + it.index, cfg.maj_max_exact_subsets, cfg.maj_num_subsets)
-                 for s, it in zip(sampled, items)]
-        scored = _map(_score_task, tasks, cfg.check_workers)
-        n_items = max(len(items), 1)
-        result["sampled"] = {
-            "n": cfg.samples,
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "pass@k": {str(k): sum(s[f"pass@{k}"] for s in scored) / n_items for k in ks},
-            "maj@k": {str(k): sum(s[f"maj@{k}"] for s in scored) / n_items for k in ks},
-            "sample_accuracy": sum(s["correct"] for s in scored) / (n_items * cfg.samples),
-            "no_answer_rate": sum(a is None for s in scored for a in s["answers"]) / (n_items * cfg.samples),
-            **asdict(stats),
+        ks = cfg.ks_for(cfg.samples)
+        torch.manual_seed(cfg.seed + items[0].index)  # reproducible per chunk, so a resumed run matches
+        sampled = generate_completions(model, tokenizer, prompts, num_samples=cfg.samples, do_sample=True,
+                                       temperature=cfg.temperature, top_p=cfg.top_p,
+                                       max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                                       stops=stops, stats=sample_stats)
+        tasks = [(comps, it.gold, spec.name, ks, cfg.seed + it.index, cfg.maj_max_exact_subsets, cfg.maj_num_subsets)
+                 for comps, it in zip(sampled, items)]
+        for rec, comps, scored in zip(records, sampled, _map(_score_task, tasks, cfg.check_workers)):
+            rec.update(samples=comps, sample_answers=scored["answers"], sample_votes=scored["votes"],
+                       sample_correct=scored["correct"], majority_answer=scored["majority"],
+                       pass_at_k={str(k): scored[f"pass@{k}"] for k in ks},
+                       maj_at_k={str(k): scored[f"maj@{k}"] for k in ks})
+    bar.update(len(items))
+    return records
+
+
+def aggregate(records: list[dict], cfg: EvalConfig) -> dict:
+    """Benchmark metrics from prediction records: greedy accuracy, mean Pass@K / Maj@K over problems."""
+    n = max(len(records), 1)
+    out: dict = {"problems": len(records)}
+    if cfg.greedy:
+        correct = sum(bool(r["greedy_correct"]) for r in records)
+        out["greedy"] = {"accuracy": correct / n, "correct": correct,
+                         "no_answer": sum(r["greedy_answer"] is None for r in records)}
+    if cfg.samples > 1:
+        ks = cfg.ks_for(cfg.samples)
+        out["sampled"] = {
+            "n": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
+            "pass@k": {str(k): sum(r["pass_at_k"][str(k)] for r in records) / n for k in ks},
+            "maj@k": {str(k): sum(r["maj_at_k"][str(k)] for r in records) / n for k in ks},
+            "sample_accuracy": sum(r["sample_correct"] for r in records) / (n * cfg.samples),
+            "no_answer_rate": sum(a is None for r in records for a in r["sample_answers"]) / (n * cfg.samples),
         }
-        for rec, comps, s in zip(records, sampled, scored):
-            rec.update(samples=comps, sample_answers=s["answers"], sample_votes=s["votes"],
-                       sample_correct=s["correct"], majority_answer=s["majority"])
-    if predictions_path is not None:
-        predictions_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(predictions_path, "w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return out
+
+
+def evaluate_benchmark(model, tokenizer, spec: BenchmarkSpec, items: list[EvalItem], cfg: EvalConfig,
+                       predictions_path: Path) -> dict:
+    """Generate, extract and score one benchmark, ``cfg.chunk_size`` problems at a time.
+
+    Each finished chunk is appended to ``predictions_path`` at once, so memory stays bounded by
+    one chunk and a rerun with the same settings (``cfg.resume``) skips the problems already
+    there. Returns the benchmark's metrics (over all problems, resumed or new) and the
+    generation counts of this run.
+    """
+    from tqdm.auto import tqdm
+
+    predictions_path.parent.mkdir(parents=True, exist_ok=True)
+    signature_path = predictions_path.with_suffix(".settings.json")
+    signature = _resume_signature(cfg, spec)
+    done = _read_finished(predictions_path, signature_path, signature) if cfg.resume else {}
+    wanted = {it.index for it in items}
+    kept = [done[i] for i in sorted(done) if i in wanted]
+    todo = [it for it in items if it.index not in done]
+    signature_path.write_text(json.dumps(signature, indent=1), encoding="utf-8")
+    with open(predictions_path, "w", encoding="utf-8") as fh:  # rewrite what is kept (drops a torn line)
+        fh.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in kept)
+    greedy_stats, sample_stats = GenerationStats(), GenerationStats()
+    new: list[dict] = []
+    desc = f"{spec.name}" + (f" greedy+{cfg.samples} samples" if cfg.samples > 1 else " greedy")
+    with tqdm(total=len(todo), desc=desc, unit="problem") as bar:
+        for lo in range(0, len(todo), cfg.chunk_size):
+            chunk_records = _score_chunk(model, tokenizer, spec, todo[lo: lo + cfg.chunk_size], cfg,
+                                         greedy_stats, sample_stats, bar)
+            with open(predictions_path, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk_records)
+            new.extend(chunk_records)
+    by_index = {r["index"]: r for r in kept + new}
+    result = {"benchmark": spec.name, **aggregate([by_index[it.index] for it in items], cfg),
+              "resumed_problems": len(kept)}
+    if "greedy" in result:
+        result["greedy"].update(asdict(greedy_stats))
+    if "sampled" in result:
+        result["sampled"].update(asdict(sample_stats))
     return result
 
 

@@ -38,7 +38,8 @@ def run(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval_out")
     results = main([
         "--model", str(tiny_model_dir), "--benchmarks", "gsm8k", "--limit", "3", "--samples", "3",
-        "--k", "1,2,3,64", "--max-new-tokens", "8", "--batch-size", "6", "--output-dir", str(out),
+        "--k", "1,2,3,64", "--max-new-tokens", "8", "--batch-size", "6", "--chunk-size", "2",
+        "--output-dir", str(out),
     ])
     return out, results
 
@@ -80,6 +81,21 @@ def test_predictions_hold_every_sample(run, benchmark_dir):
         assert len(row["samples"]) == 3 and len(row["sample_answers"]) == 3
         assert all("\nQ:" not in s for s in row["samples"] + [row["greedy_completion"]])
         assert row["sample_correct"] == sum(v == 0 for v in row["sample_votes"])
+
+
+def test_rerun_resumes_finished_problems(run, tiny_model_dir):
+    out, _ = run
+    before = (out / "predictions" / "gsm8k.jsonl").read_text(encoding="utf-8").splitlines()
+    again = main([
+        "--model", str(tiny_model_dir), "--benchmarks", "gsm8k", "--limit", "4", "--samples", "3",
+        "--k", "1,2,3,64", "--max-new-tokens", "8", "--batch-size", "6", "--chunk-size", "2",
+        "--output-dir", str(out),
+    ])
+    gsm = again["benchmarks"]["gsm8k"]
+    assert gsm["resumed_problems"] == 3 and gsm["problems"] == 4
+    assert gsm["sampled"]["sequences"] == 3 and gsm["greedy"]["sequences"] == 1  # only problem 4 generated
+    after = (out / "predictions" / "gsm8k.jsonl").read_text(encoding="utf-8").splitlines()
+    assert after[:3] == before and len(after) == 4
 
 
 def test_cli_arguments_map_to_config():
