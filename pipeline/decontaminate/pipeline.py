@@ -42,7 +42,6 @@ from pipeline.beam_utils import (
     parquet_glob,
     pipeline_options,
     read_json,
-    read_parquet_rows,
     run_pipeline,
     write_bytes,
     write_json,
@@ -87,16 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _input_schema(input_path: str, dry_run: bool) -> pa.Schema:
-    """The schema of the first input file (metadata dropped); in a dry run without readable
-    input, the document schema with every column later stages may add."""
+    """The schema of the first input file (metadata dropped). A dry run reads no input (it may
+    not exist yet) and uses the document schema with every column earlier stages may add."""
+    if dry_run:
+        return schema_with(DOCUMENT_SCHEMA, DUP_COUNT, MATH_SCORE, RECALL_ROUND)
     pattern = parquet_glob(input_path)
-    try:
-        files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # noqa: BLE001 - no such bucket/folder: treated like no files
-        files = []
+    files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     if not files:
-        if dry_run:
-            return schema_with(DOCUMENT_SCHEMA, DUP_COUNT, MATH_SCORE, RECALL_ROUND)
         raise FileNotFoundError(f"no Parquet files match {pattern}")
     with FileSystems.open(files[0], compression_type="uncompressed") as fh:
         schema = pq.read_schema(fh).remove_metadata()
@@ -147,7 +143,8 @@ def run(argv: list[str] | None = None) -> dict:
     index_tag = f"{index_path}#{hashlib.sha1(data).hexdigest()}"
 
     pipeline = beam.Pipeline(options=options)
-    rows = pipeline | "ReadPages" >> read_parquet_rows(parquet_glob(args.input))
+    # a dry run must not touch the input (it may not exist yet): no file-pattern validation
+    rows = pipeline | "ReadPages" >> beam.io.ReadFromParquet(parquet_glob(args.input), validate=not dry_run)
     out = rows | "Decontaminate" >> Decontaminate(index_path, index_tag, args.audit_texts_per_page, args.input)
     _ = out.clean | "WriteClean" >> WriteParquetShards(output, schema, args.num_shards)
     _ = out.contaminated | "WriteAudit" >> WriteParquetShards(join(output, "contaminated"), CONTAMINATION_SCHEMA, 1)
