@@ -171,18 +171,19 @@ def test_too_few_rounds_are_rerun_until_exact(corpus, tmp_path):
 
 
 def test_skew_one_huge_cluster(tmp_path):
-    """20,000 pages that differ only in a date: one LSH bucket per band and one component hold them all."""
+    """10,000 pages that differ only in a date: one LSH bucket per band and one component hold them all."""
     body = ("Problem of the day. Let $f(x) = x^2 - 5x + 6$. Find all real roots of $f$ and explain each step. "
-            "Factor the quadratic as $(x-2)(x-3)$, so the roots are $x = 2$ and $x = 3$. ") * 3
-    n = 20_000
+            "Factor the quadratic as $(x-2)(x-3)$, so the roots are $x = 2$ and $x = 3$. ")
+    n = 10_000
     rows = [make_row(f"https://daily.example/{i}", f"Posted {2000 + i // 365}-{i % 12 + 1:02d}-{i % 28 + 1:02d}. " + body)
             for i in range(n)]
     rows += [make_row("https://other.example/a", "A completely different page about geometry and circles " * 5)]
     folder = write_rows(rows, tmp_path / "in")
     out = str(tmp_path / "out")
-    summary = run(["--input", folder, "--output", out, "--cc_rounds", "3"])
+    # fewer bands than the default keep the test fast; the shapes of the groups are the same
+    summary = run(["--input", folder, "--output", out, "--cc_rounds", "3", "--num_perm", "32", "--bands", "4"])
     kept, removed = read_output(out)
     assert len(kept) == 2 and len(removed) == n - 1
     assert sorted(r["dup_count"] for r in kept) == [1, n]
-    assert summary["cluster_size_histogram"] == {"1": 1, "16385-32768": 1}
+    assert summary["cluster_size_histogram"] == {"1": 1, "8193-16384": 1}
     assert summary["components"]["converged"]
