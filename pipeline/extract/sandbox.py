@@ -33,6 +33,11 @@ from pipeline.extract.html_math import Extracted, extract_main_text
 
 MODES = ("process", "thread", "inline")
 STARTUP_TIMEOUT_S = 120.0
+_WARM_UP_PAGE = (
+    "<html><head><title>Warm-up</title></head><body><article><h1>Warm-up</h1>"
+    "<p>A short paragraph with a formula \\(x^2 + 1\\) and some text so the extractor runs every step.</p>"
+    "<p>Another paragraph: $$\\sum_{i=1}^n i = \\frac{n(n+1)}{2}$$ closes the page.</p></article></body></html>"
+)
 
 
 class ExtractionError(RuntimeError):
@@ -88,6 +93,10 @@ def _child_main(conn, reply_conn, memory_limit_mb: int) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ImportError, ValueError, OSError):  # pragma: no cover - platform dependent
             pass
+    try:  # warm up (lazy imports, compiled patterns) so that the first page's time limit is fair
+        extract_main_text(_WARM_UP_PAGE, "http://warm-up.invalid/")
+    except Exception:  # noqa: BLE001 - the real pages will report the problem
+        pass
     try:
         reply_conn.send(("ready",))
     except OSError:
