@@ -1,4 +1,5 @@
 """``python -m pipeline.decontaminate --input DIR --output DIR [--benchmarks SPEC ...] [--ngram 10] [Beam options]``."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,11 @@ from pipeline.decontaminate.pipeline import run
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = run(sys.argv[1:] if argv is None else argv)
-    print(json.dumps({k: summary.get(k) for k in ("pages", "per_benchmark", "skipped", "dry_run") if k in summary},
-                     indent=2))
+    print(
+        json.dumps(
+            {k: summary.get(k) for k in ("pages", "per_benchmark", "skipped", "dry_run") if k in summary}, indent=2
+        )
+    )
     return 0
 
 

@@ -26,6 +26,7 @@ A spec string is one of:
   several joined with ``+`` into one text (``question+options``). List values are joined by
   newlines; null or missing values are skipped. Without ``id_field`` items are numbered by row.
 """
+
 from __future__ import annotations
 
 import json
@@ -141,7 +142,7 @@ def _rows(path: str) -> Iterator[dict]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
         if not isinstance(row, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            raise TypeError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
         yield row
 
 

@@ -20,6 +20,7 @@ Departures from the paper:
 - optional ``max_items_per_ngram`` (default 0 = off, the paper's rule): n-grams shared by at
   least that many distinct benchmark items are treated as template phrasing and not indexed.
 """
+
 from __future__ import annotations
 
 import io
@@ -87,8 +88,15 @@ class IndexStats:
 class BenchmarkIndex:
     """Hashed benchmark n-grams and short texts; ``find`` reports the benchmark texts a page contains."""
 
-    def __init__(self, config: IndexConfig, texts: list[tuple[str, str, str, str]], ngram_hashes: np.ndarray,
-                 ngram_refs: np.ndarray, short: dict[int, tuple[np.ndarray, np.ndarray]], stats: IndexStats):
+    def __init__(
+        self,
+        config: IndexConfig,
+        texts: list[tuple[str, str, str, str]],
+        ngram_hashes: np.ndarray,
+        ngram_refs: np.ndarray,
+        short: dict[int, tuple[np.ndarray, np.ndarray]],
+        stats: IndexStats,
+    ):
         self.config = config
         self.texts = texts  # (benchmark, item_id, field, normalised tokens joined by spaces)
         self.ngram_hashes = ngram_hashes
@@ -96,10 +104,11 @@ class BenchmarkIndex:
         self.short = short
         self.stats = stats
         self.collisions = 0  # hash hits whose tokens did not match (expected ~0)
+        self._filter = _bit_filter(ngram_hashes)
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def build(cls, texts: Iterable[BenchmarkText], config: IndexConfig = IndexConfig()) -> "BenchmarkIndex":
+    def build(cls, texts: Iterable[BenchmarkText], config: IndexConfig = IndexConfig()) -> BenchmarkIndex:
         """Normalise and hash every text; see the module docstring for the rules."""
         t0 = time.perf_counter()
         stats = IndexStats()
@@ -168,7 +177,7 @@ class BenchmarkIndex:
             keep = items_per_hash < config.max_items_per_ngram
             stats.template_ngrams_dropped = int((~keep).sum())
             ngram_hashes, ngram_refs = ngram_hashes[keep], ngram_refs[keep]
-        stats.ngrams = int(len(ngram_hashes))
+        stats.ngrams = len(ngram_hashes)
 
         short: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for length, pairs in sorted(short_parts.items()):
@@ -190,7 +199,7 @@ class BenchmarkIndex:
             return []
         hashes = token_hashes(tokens)
         found: dict[int, list] = {}  # ref -> [kind, start, length, windows]
-        self._hits(tokens, hashes, self.config.n, self.ngram_hashes, self.ngram_refs, "ngram", found)
+        self._hits(tokens, hashes, self.config.n, self.ngram_hashes, self.ngram_refs, "ngram", found, self._filter)
         for length, (table, refs) in self.short.items():
             self._hits(tokens, hashes, length, table, refs, "exact", found)
         ordered = sorted(found.items(), key=lambda kv: kv[1][1])
@@ -202,15 +211,19 @@ class BenchmarkIndex:
             out.append(TextMatch(benchmark, item_id, fld, kind, start, ngram_text(tokens, start, length), windows))
         return out
 
-    def _hits(self, tokens, hashes, length, table, refs, kind, found) -> None:
+    def _hits(self, tokens, hashes, length, table, refs, kind, found, bit_filter=None) -> None:
         if len(tokens) < length or len(table) == 0:
             return
         wh = window_hashes(hashes, length)
+        starts = np.arange(len(wh))
+        if bit_filter is not None:  # drops most non-members before the binary search
+            maybe = _in_bit_filter(bit_filter, wh)
+            wh, starts = wh[maybe], starts[maybe]
         pos = np.searchsorted(table, wh)
         pos[pos == len(table)] = 0
         hit = np.nonzero(table[pos] == wh)[0]
-        for start in hit.tolist():
-            ref = int(refs[pos[start]])
+        for start, p in zip(starts[hit].tolist(), pos[hit].tolist()):
+            ref = int(refs[p])
             gram = ngram_text(tokens, start, length)
             text = self.texts[ref][3]
             ok = gram == text if kind == "exact" else f" {gram} " in f" {text} "
@@ -227,7 +240,7 @@ class BenchmarkIndex:
     @property
     def memory_bytes(self) -> int:
         """Bytes held by the hash arrays and the stored normalised texts."""
-        arrays = self.ngram_hashes.nbytes + self.ngram_refs.nbytes
+        arrays = self.ngram_hashes.nbytes + self.ngram_refs.nbytes + self._filter.nbytes
         arrays += sum(h.nbytes + r.nbytes for h, r in self.short.values())
         texts = sum(len(t[3].encode("utf-8")) + len(t[1]) + 64 for t in self.texts)
         return int(arrays + texts)
@@ -237,7 +250,7 @@ class BenchmarkIndex:
         return {
             "config": asdict(self.config),
             **asdict(self.stats),
-            "short_lengths": {str(k): int(len(v[0])) for k, v in self.short.items()},
+            "short_lengths": {str(k): len(v[0]) for k, v in self.short.items()},
             "memory_bytes": self.memory_bytes,
         }
 
@@ -263,15 +276,21 @@ class BenchmarkIndex:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "BenchmarkIndex":
+    def from_bytes(cls, data: bytes) -> BenchmarkIndex:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
             if meta.get("format") != FORMAT_VERSION:
                 raise ValueError(f"unsupported index format {meta.get('format')!r} (expected {FORMAT_VERSION})")
             short = {int(L): (z[f"short_hashes_{L}"], z[f"short_refs_{L}"]) for L in meta["short_lengths"]}
             texts = [tuple(t) for t in meta["texts"]]
-            return cls(IndexConfig(**meta["config"]), texts, z["ngram_hashes"], z["ngram_refs"], short,
-                       IndexStats(**meta["stats"]))
+            return cls(
+                IndexConfig(**meta["config"]),
+                texts,
+                z["ngram_hashes"],
+                z["ngram_refs"],
+                short,
+                IndexStats(**meta["stats"]),
+            )
 
     def save(self, path: str) -> None:
         """Write the index to ``path`` on any Beam filesystem."""
@@ -280,12 +299,29 @@ class BenchmarkIndex:
         write_bytes(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path: str) -> "BenchmarkIndex":
+    def load(cls, path: str) -> BenchmarkIndex:
         """Read an index written by ``save`` from any Beam filesystem."""
         from apache_beam.io.filesystems import FileSystems
 
         with FileSystems.open(path, compression_type="uncompressed") as fh:
             return cls.from_bytes(fh.read())
+
+
+_FILTER_BITS = 24  # 2 MiB bitmap over the top 24 bits of each n-gram hash
+
+
+def _bit_filter(hashes: np.ndarray) -> np.ndarray:
+    """A one-hash Bloom filter (bitmap) of ``hashes``: no false negatives."""
+    bits = np.zeros(1 << (_FILTER_BITS - 3), dtype=np.uint8)
+    top = (hashes >> np.uint64(64 - _FILTER_BITS)).astype(np.int64)
+    np.bitwise_or.at(bits, top >> 3, (1 << (top & 7)).astype(np.uint8))
+    return bits
+
+
+def _in_bit_filter(bits: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Boolean mask: True where a hash may be in the filter, False where it surely is not."""
+    top = (hashes >> np.uint64(64 - _FILTER_BITS)).astype(np.int64)
+    return ((bits[top >> 3] >> (top & 7).astype(np.uint8)) & 1).astype(bool)
 
 
 def _window_sums(values: np.ndarray, n: int) -> np.ndarray:

@@ -10,6 +10,7 @@ With N indexed n-grams, a random page window collides with one of them with prob
 about N / 2^64 (~1e-13 for the default index); the index nevertheless checks every hit
 against the stored benchmark text, so a collision is counted, never acted on.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -29,6 +29,7 @@ Guarantees: deterministic and pure (no state, no I/O); re-typesetting that only 
 spacing around operators and braces, case, Unicode width, delimiters, brace use or the
 aliases above yields the same tokens; never raises on any ``str`` (malformed TeX included).
 """
+
 from __future__ import annotations
 
 import re
@@ -53,20 +54,67 @@ _UNSEGMENTED_CHAR = re.compile(f"[{_UNSEGMENTED}]")
 
 # Unicode math symbols -> TeX (applied before case folding; NFKC leaves these alone).
 _UNICODE_MATH = {
-    "×": r"\times", "÷": r"\div", "·": r"\cdot", "⋅": r"\cdot", "∙": r"\cdot", "∗": "*",
-    "≤": r"\leq", "≦": r"\leq", "⩽": r"\leq", "≥": r"\geq", "≧": r"\geq", "⩾": r"\geq", "≠": r"\neq",
-    "±": r"\pm", "∓": r"\mp", "∞": r"\infty", "√": r"\sqrt", "∠": r"\angle", "°": r"\circ",
-    "∈": r"\in", "∉": r"\notin", "⊂": r"\subset", "⊆": r"\subseteq", "⊃": r"\supset", "⊇": r"\supseteq",
-    "∪": r"\cup", "∩": r"\cap", "∅": r"\emptyset", "≈": r"\approx", "≡": r"\equiv", "∼": r"\sim",
-    "∑": r"\sum", "∏": r"\prod", "∫": r"\int", "∂": r"\partial", "∀": r"\forall", "∃": r"\exists",
-    "→": r"\to", "⇒": r"\implies", "↔": r"\leftrightarrow", "⇔": r"\iff", "⊥": r"\perp", "∥": r"\parallel",
-    "△": r"\triangle", "∴": r"\therefore", "∵": r"\because", "∣": r"\mid",
-    "−": "-", "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": " ", "―": " ",
+    "×": r"\times",
+    "÷": r"\div",
+    "·": r"\cdot",
+    "⋅": r"\cdot",
+    "∙": r"\cdot",
+    "∗": "*",
+    "≤": r"\leq",
+    "≦": r"\leq",
+    "⩽": r"\leq",
+    "≥": r"\geq",
+    "≧": r"\geq",
+    "⩾": r"\geq",
+    "≠": r"\neq",
+    "±": r"\pm",
+    "∓": r"\mp",
+    "∞": r"\infty",
+    "√": r"\sqrt",
+    "∠": r"\angle",
+    "°": r"\circ",
+    "∈": r"\in",
+    "∉": r"\notin",
+    "⊂": r"\subset",
+    "⊆": r"\subseteq",
+    "⊃": r"\supset",
+    "⊇": r"\supseteq",
+    "∪": r"\cup",
+    "∩": r"\cap",
+    "∅": r"\emptyset",
+    "≈": r"\approx",
+    "≡": r"\equiv",
+    "∼": r"\sim",
+    "∑": r"\sum",
+    "∏": r"\prod",
+    "∫": r"\int",
+    "∂": r"\partial",
+    "∀": r"\forall",
+    "∃": r"\exists",
+    "→": r"\to",
+    "⇒": r"\implies",
+    "↔": r"\leftrightarrow",
+    "⇔": r"\iff",
+    "⊥": r"\perp",
+    "∥": r"\parallel",
+    "△": r"\triangle",
+    "∴": r"\therefore",
+    "∵": r"\because",
+    "∣": r"\mid",
+    "−": "-",
+    "‐": "-",
+    "‑": "-",
+    "‒": "-",
+    "–": "-",
+    "—": " ",
+    "―": " ",
 }
-_UNICODE_MATH_TABLE = str.maketrans({k: f" {v} " if v.startswith("\\") else v for k, v in _UNICODE_MATH.items()})
+_UNICODE_MATH_REPLACEMENT = {k: f" {v} " if v.startswith("\\") else v for k, v in _UNICODE_MATH.items()}
+_UNICODE_MATH_CHAR = re.compile("[" + re.escape("".join(_UNICODE_MATH)) + "]")
 
 # A Greek letter standing alone (not inside a Greek word) is a math symbol: "2πr" -> "2 \pi r".
 _GREEK = "\u0370-\u03ff\u1f00-\u1fff"
+_GREEK_ANY = re.compile(f"[{_GREEK}]")
 _GREEK_LETTER = re.compile(f"(?<![{_GREEK}])([\u0391-\u03a9\u03b1-\u03c9\u03d1\u03d5\u03f5])(?![{_GREEK}])")
 
 
@@ -78,13 +126,15 @@ def _greek_name(ch: str) -> str:
     return {"lamda": "lambda"}.get(word, word)
 
 
-_GREEK_NAMES = {chr(c): _greek_name(chr(c)) for c in list(range(0x391, 0x3AA)) + list(range(0x3B1, 0x3CA)) + [0x3D1, 0x3D5, 0x3F5]}
+_GREEK_NAMES = {
+    chr(c): _greek_name(chr(c)) for c in list(range(0x391, 0x3AA)) + list(range(0x3B1, 0x3CA)) + [0x3D1, 0x3D5, 0x3F5]
+}
 
 # TeX control words (case-folded) -> replacement: spacing, sizing and style commands,
 # delimiters, ellipses, operators and relations are removed; aliases get one spelling; any
 # other command stays as a token with its backslash (``\frac``, ``\sqrt``, ``\pi``).
 _TEX_WORDS: dict[str, str] = {}
-for _w in (
+for _w in (  # noqa: SIM905 - a word list reads better as one string
     "quad qquad enspace enskip thinspace medspace thickspace negthinspace negmedspace negthickspace "
     "hfill hfil vfill displaystyle textstyle scriptstyle scriptscriptstyle limits nolimits displaylimits "
     "nonumber notag left right middle big bigl bigr bigm bigg biggl biggr biggm "
@@ -93,7 +143,7 @@ for _w in (
     "boxed fbox rm bf it sf tt cal operatorname strut mathstrut allowbreak noindent newline linebreak par centering"
 ).split():
     _TEX_WORDS[_w] = " "
-for _w in (
+for _w in (  # noqa: SIM905 - a word list reads better as one string
     "ldots cdots dots dotsc dotsb dotsm dotso vdots ddots lbrace rbrace lbrack rbrack langle rangle "
     "lvert rvert vert lVert rVert Vert mid "
     "le leq leqslant leqq ge geq geqslant geqq ne neq lt gt times cdot ast div pm mp setminus "
@@ -102,10 +152,19 @@ for _w in (
     "approx equiv sim simeq cong neq perp parallel propto"
 ).split():
     _TEX_WORDS[_w.casefold()] = " "
-_TEX_WORDS.update({
-    "dfrac": r" \frac ", "tfrac": r" \frac ", "cfrac": r" \frac ", "dbinom": r" \binom ", "tbinom": r" \binom ",
-    "varepsilon": r" \epsilon ", "varphi": r" \phi ", "vartheta": r" \theta ", "degree": r" \circ ",
-})
+_TEX_WORDS.update(
+    {
+        "dfrac": r" \frac ",
+        "tfrac": r" \frac ",
+        "cfrac": r" \frac ",
+        "dbinom": r" \binom ",
+        "tbinom": r" \binom ",
+        "varepsilon": r" \epsilon ",
+        "varphi": r" \phi ",
+        "vartheta": r" \theta ",
+        "degree": r" \circ ",
+    }
+)
 
 # Control symbols (\, \; \! \  \\ \{ \} \$ \% ...) are all removed.
 _TEX_ARG_DROPS = re.compile(
@@ -120,7 +179,7 @@ _TEX_CONTROL = re.compile(r"\\(?:([a-z]+)\*?|.)", re.DOTALL)
 _ASY = re.compile(r"\[asy\].*?\[/asy\]", re.DOTALL | re.IGNORECASE)
 _GSM8K_CALC = re.compile(r"<<[^<>\n]{0,200}=[^<>\n]{0,200}>>")
 _MARKDOWN = re.compile(r"^[ \t]*[-*+•][ \t]+|\*\*+|__+", re.MULTILINE)
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))|(?<=\d)\{,\}(?=\d)")
+_THOUSANDS = re.compile(r"(\d)(?:,|\{,\})(?=\d{3}(?!\d))")
 
 _TOKEN = re.compile(r"\\[a-z]+|\d+(?:\.\d+)?|[^\W\d_]+")
 
@@ -145,8 +204,9 @@ def prepare(text: str) -> str:
         text = _ASY.sub(" ", text)
     if "<<" in text:
         text = _GSM8K_CALC.sub(" ", text)
-    text = _GREEK_LETTER.sub(lambda m: f" \\{_GREEK_NAMES[m.group(1)]} ", text)
-    text = text.translate(_UNICODE_MATH_TABLE)
+    if _GREEK_ANY.search(text):
+        text = _GREEK_LETTER.sub(lambda m: f" \\{_GREEK_NAMES[m.group(1)]} ", text)
+    text = _UNICODE_MATH_CHAR.sub(lambda m: _UNICODE_MATH_REPLACEMENT[m.group()], text)
     text = _MARKDOWN.sub(" ", text)
     return text.casefold()
 
@@ -156,7 +216,7 @@ def tokenize(text: str) -> list[str]:
     text = prepare(text)
     if "\\" in text:
         text = _rewrite_tex(text)
-    text = _THOUSANDS.sub("", text)
+    text = _THOUSANDS.sub(r"\1", text)
     text = _UNSEGMENTED_CHAR.sub(r" \g<0> ", text)
     return _TOKEN.findall(text)
 

@@ -15,6 +15,7 @@ A finished output (``_SUCCESS`` present) is not recomputed unless ``--force`` is
 summary is returned. With ``--runner=DataflowRunner --dry_run=True`` the job is only built: no
 page is read, nothing is written under ``--output``, and the returned dict says ``dry_run``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,21 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--input", required=True, help="folder (or glob) of input Parquet pages")
     p.add_argument("--output", required=True, help="output folder (local, gs://, s3://)")
-    p.add_argument("--benchmarks", nargs="+", default=None, metavar="SPEC",
-                   help="'default' (all bundled), a bundled name (gsm8k, math, cmath, gaokao_mathqa, "
-                   "gaokao_mathcloze) or name=path.{jsonl,jsonl.gz,parquet}:field1,field2+field3[:id_field]")
+    p.add_argument(
+        "--benchmarks",
+        nargs="+",
+        default=None,
+        metavar="SPEC",
+        help="'default' (all bundled), a bundled name (gsm8k, math, cmath, gaokao_mathqa, "
+        "gaokao_mathcloze) or name=path.{jsonl,jsonl.gz,parquet}:field1,field2+field3[:id_field]",
+    )
     defaults = IndexConfig()
     p.add_argument("--ngram", type=int, default=defaults.n, help="n-gram length (paper: 10)")
-    p.add_argument("--min_short_tokens", type=int, default=defaults.min_short_tokens,
-                   help="benchmark texts of this many to ngram-1 tokens are matched whole (paper: 3)")
-    p.add_argument("--min_wordlike_tokens", type=int, default=defaults.min_wordlike_tokens,
-                   help="index only windows with at least this many word-like tokens (0: all, as the paper)")
-    p.add_argument("--max_items_per_ngram", type=int, default=defaults.max_items_per_ngram,
-                   help="drop n-grams shared by this many benchmark items as templates (0: off, as the paper)")
-    p.add_argument("--index", default=None,
-                   help="use this prebuilt index file (written by a previous run) instead of building one")
-    p.add_argument("--audit_texts_per_page", type=int, default=20,
-                   help="at most this many audit rows per removed page")
+    p.add_argument(
+        "--min_short_tokens",
+        type=int,
+        default=defaults.min_short_tokens,
+        help="benchmark texts of this many to ngram-1 tokens are matched whole (paper: 3)",
+    )
+    p.add_argument(
+        "--min_wordlike_tokens",
+        type=int,
+        default=defaults.min_wordlike_tokens,
+        help="index only windows with at least this many word-like tokens (0: all, as the paper)",
+    )
+    p.add_argument(
+        "--max_items_per_ngram",
+        type=int,
+        default=defaults.max_items_per_ngram,
+        help="drop n-grams shared by this many benchmark items as templates (0: off, as the paper)",
+    )
+    p.add_argument(
+        "--index", default=None, help="use this prebuilt index file (written by a previous run) instead of building one"
+    )
+    p.add_argument("--audit_texts_per_page", type=int, default=20, help="at most this many audit rows per removed page")
     p.add_argument("--num_shards", type=int, default=1, help="clean output shards (0: let the runner decide)")
     p.add_argument("--force", action="store_true", help="recompute even if the output is already complete")
     return p
@@ -188,8 +206,11 @@ def run(argv: list[str] | None = None) -> dict:
             }
             for name, stats in index.stats.benchmarks.items()
         },
-        "rejects": {k.split(":", 1)[1][len("rejected_"):]: v for k, v in counts.items()
-                    if k.startswith(f"{NAMESPACE}:rejected_")},
+        "rejects": {
+            k.split(":", 1)[1][len("rejected_") :]: v
+            for k, v in counts.items()
+            if k.startswith(f"{NAMESPACE}:rejected_")
+        },
         "hash_collisions": c("hash_collisions"),
         "counters": counts,
         "seconds": seconds,

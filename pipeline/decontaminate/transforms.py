@@ -16,6 +16,7 @@ copy), never per element. Beam counters in namespace ``decontaminate``: ``pages_
 ``contaminated_<benchmark>`` (pages matching that benchmark), ``rejected_<reason>``,
 ``hash_collisions`` (hash hits whose tokens differed; expected 0).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -59,8 +60,7 @@ class _FindBenchmarkText(beam.DoFn):
     CONTAMINATED = "contaminated"
     REJECTS = "rejects"
 
-    def __init__(self, index_path: str, index_tag: str, shared: Shared, audit_texts_per_page: int,
-                 source: str = ""):
+    def __init__(self, index_path: str, index_tag: str, shared: Shared, audit_texts_per_page: int, source: str = ""):
         self._index_path = index_path
         self._index_tag = index_tag
         self._shared = shared
@@ -100,7 +100,7 @@ class _FindBenchmarkText(beam.DoFn):
             matches = index.find(tokenize(text))
             if index.collisions != before:
                 self._count("hash_collisions", index.collisions - before)
-        except Exception as exc:  # a bad row must not fail the job; it is counted and written out
+        except Exception as exc:  # noqa: BLE001 - a bad row must not fail the job: counted, written out
             yield self._reject(row, "decontaminate_error", f"{type(exc).__name__}: {exc} (id={row.get('id')})")
             return
         if not matches:
@@ -111,17 +111,20 @@ class _FindBenchmarkText(beam.DoFn):
         for benchmark in sorted({m.benchmark for m in matches}):
             self._count(f"contaminated_{benchmark}")
         for m in matches[: self._audit_limit]:
-            yield beam.pvalue.TaggedOutput(self.CONTAMINATED, {
-                "page_id": row.get("id"),
-                "url": row.get("url"),
-                "benchmark": m.benchmark,
-                "item_id": m.item_id,
-                "field": m.field,
-                "match_kind": m.kind,
-                "matched_ngram": m.matched,
-                "matched_windows": m.windows,
-                "page_texts_matched": len(matches),
-            })
+            yield beam.pvalue.TaggedOutput(
+                self.CONTAMINATED,
+                {
+                    "page_id": row.get("id"),
+                    "url": row.get("url"),
+                    "benchmark": m.benchmark,
+                    "item_id": m.item_id,
+                    "field": m.field,
+                    "match_kind": m.kind,
+                    "matched_ngram": m.matched,
+                    "matched_windows": m.windows,
+                    "page_texts_matched": len(matches),
+                },
+            )
 
 
 class Decontaminate(beam.PTransform):
@@ -131,8 +134,7 @@ class Decontaminate(beam.PTransform):
     already hold an index under that tag reuse it.
     """
 
-    def __init__(self, index_path: str, index_tag: str | None = None, audit_texts_per_page: int = 20,
-                 source: str = ""):
+    def __init__(self, index_path: str, index_tag: str | None = None, audit_texts_per_page: int = 20, source: str = ""):
         super().__init__()
         if audit_texts_per_page < 1:
             raise ValueError("audit_texts_per_page must be >= 1")

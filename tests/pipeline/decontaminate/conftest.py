@@ -1,5 +1,6 @@
 """Fixtures for the decontamination tests: the default benchmark index (built once per session),
 real clean pages, and benchmark leaks planted into real pages (see ``decontam_helpers``)."""
+
 from __future__ import annotations
 
 import pytest

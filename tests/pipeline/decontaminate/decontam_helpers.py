@@ -1,5 +1,6 @@
 """Helpers for the decontamination tests: real host pages from the shared test data and
 benchmark leaks planted into them (also used by ``benchmarks/decontaminate.py``)."""
+
 from __future__ import annotations
 
 import gzip
@@ -60,6 +61,7 @@ def _reflow(text: str, width: int) -> str:
 
 def _retypeset(tex: str) -> str:
     """The same TeX typed differently: spaced operators, \\dfrac, braced exponents, thin spaces."""
+
     def inline(m: re.Match) -> str:
         body = m.group(1)
         body = re.sub(r"\s*([+=<>-])\s*", r" \1 ", body)
@@ -104,14 +106,34 @@ def make_leaks(shared_data: Path) -> list[Leak]:
     short_cloze = short_cloze.replace(",", "，")
     return [
         Leak("gsm8k question verbatim", _insert_middle(english, gsm8k[g1]["question"]), "gsm8k", f"gsm8k:{g1}"),
-        Leak("gsm8k question reflowed, upper case", _insert_middle(english, _reflow(gsm8k[g2]["question"].upper(), 31)),
-             "gsm8k", f"gsm8k:{g2}"),
-        Leak("MATH problem re-typeset", _insert_middle(english, _retypeset(math[m_problem]["problem"])),
-             "math", math[m_problem]["unique_id"]),
-        Leak("MATH solution in $$..$$", _insert_middle(english, _display_math(math[m_solution]["solution"])),
-             "math", math[m_solution]["unique_id"]),
-        Leak("CMATH question in Chinese text, full-width digits",
-             _insert_middle(chinese, _fullwidth_digits(cmath[c_item]["question"])), "cmath", f"cmath:{c_item}"),
-        Leak("short Gaokao cloze item", _insert_middle(chinese, short_cloze), "gaokao_mathcloze",
-             f"gaokao_mathcloze:{k_item}"),
+        Leak(
+            "gsm8k question reflowed, upper case",
+            _insert_middle(english, _reflow(gsm8k[g2]["question"].upper(), 31)),
+            "gsm8k",
+            f"gsm8k:{g2}",
+        ),
+        Leak(
+            "MATH problem re-typeset",
+            _insert_middle(english, _retypeset(math[m_problem]["problem"])),
+            "math",
+            math[m_problem]["unique_id"],
+        ),
+        Leak(
+            "MATH solution in $$..$$",
+            _insert_middle(english, _display_math(math[m_solution]["solution"])),
+            "math",
+            math[m_solution]["unique_id"],
+        ),
+        Leak(
+            "CMATH question in Chinese text, full-width digits",
+            _insert_middle(chinese, _fullwidth_digits(cmath[c_item]["question"])),
+            "cmath",
+            f"cmath:{c_item}",
+        ),
+        Leak(
+            "short Gaokao cloze item",
+            _insert_middle(chinese, short_cloze),
+            "gaokao_mathcloze",
+            f"gaokao_mathcloze:{k_item}",
+        ),
     ]

@@ -1,4 +1,5 @@
 """The index on small hand-made benchmarks: the paper's rule, short texts, audit, persistence."""
+
 from __future__ import annotations
 
 import json
@@ -94,7 +95,11 @@ def test_round_trip_through_bytes_and_file(tmp_path):
     index.save(path)
     again = BenchmarkIndex.load(path)
     assert again.config == index.config and again.texts == index.texts
-    assert _found(again, LONG + " " + SHORT) == _found(index, LONG + " " + SHORT) == [("toy:0", "ngram"), ("toy:1", "exact")]
+    assert (
+        _found(again, LONG + " " + SHORT)
+        == _found(index, LONG + " " + SHORT)
+        == [("toy:0", "ngram"), ("toy:1", "exact")]
+    )
     assert again.memory_bytes == index.memory_bytes > 0
 
 
@@ -109,8 +114,10 @@ def test_bundled_specs():
 
 
 def test_custom_jsonl_and_parquet_specs(tmp_path):
-    rows = [{"q": "What is two plus two?", "sol": ["Two plus two", "is four."], "uid": "a1"},
-            {"q": None, "sol": "Nothing here", "uid": "a2"}]
+    rows = [
+        {"q": "What is two plus two?", "sol": ["Two plus two", "is four."], "uid": "a1"},
+        {"q": None, "sol": "Nothing here", "uid": "a2"},
+    ]
     jsonl = tmp_path / "bench.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     parquet = tmp_path / "bench.parquet"
@@ -119,9 +126,11 @@ def test_custom_jsonl_and_parquet_specs(tmp_path):
     (spec,) = parse_spec(f"mine={jsonl}:q,q+sol:uid")
     assert spec.texts == (("q",), ("q", "sol")) and spec.id_field == "uid"
     got = [(t.item_id, t.field, t.text) for t in read_texts(spec)]
-    assert got == [("a1", "q", "What is two plus two?"),
-                   ("a1", "q+sol", "What is two plus two?\nTwo plus two\nis four."),
-                   ("a2", "q+sol", "Nothing here")]
+    assert got == [
+        ("a1", "q", "What is two plus two?"),
+        ("a1", "q+sol", "What is two plus two?\nTwo plus two\nis four."),
+        ("a2", "q+sol", "Nothing here"),
+    ]
     (pspec,) = parse_spec(f"pq={parquet}:q")
     assert [(t.item_id, t.text) for t in read_texts(pspec)] == [("pq:0", "What is two plus two?")]
 

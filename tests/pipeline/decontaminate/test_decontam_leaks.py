@@ -1,5 +1,6 @@
 """The default index on real pages: planted benchmark leaks are all caught and named; clean
 real pages are kept (every removal is explained below)."""
+
 from __future__ import annotations
 
 from pipeline.decontaminate.benchmarks_spec import parse_specs
@@ -41,8 +42,10 @@ def test_the_plain_paper_rule_removes_exactly_two_explained_pages(clean_pages):
         matches = plain.find(tokenize(text))
         if matches:
             removed[name] = matches
-    assert sorted(removed) == ["html/math/mathjax-demos__page_equation-numbers.html",
-                               "text/dolma__provided_documents_000.jsonl.gz#8"]
+    assert sorted(removed) == [
+        "html/math/mathjax-demos__page_equation-numbers.html",
+        "text/dolma__provided_documents_000.jsonl.gz#8",
+    ]
     for matches in removed.values():
         for m in matches:
             assert m.benchmark == "math"

@@ -1,10 +1,19 @@
 """Hand-computed n-grams and 64-bit window hashes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.decontaminate.ngrams import BASE, ngram_text, ngrams, sequence_hash, token_hash, token_hashes, window_hashes
+from pipeline.decontaminate.ngrams import (
+    BASE,
+    ngram_text,
+    ngrams,
+    sequence_hash,
+    token_hash,
+    token_hashes,
+    window_hashes,
+)
 
 M = 1 << 64
 B = int(BASE)
@@ -36,7 +45,7 @@ def test_window_hashes_by_hand():
 
 
 def test_equal_windows_hash_equal_wherever_they_are():
-    tokens = "x y z w x y z".split()
+    tokens = ["x", "y", "z", "w", "x", "y", "z"]
     wh = window_hashes(token_hashes(tokens), 3)
     assert wh[0] == wh[4] == sequence_hash(["x", "y", "z"])
     assert len(set(wh.tolist())) == 4  # xyz, yzw, zwx, wxy

@@ -1,11 +1,11 @@
 """The stage end to end on Beam runners: planted leaks in real pages removed and audited, clean
 pages written with every input column, counts in summary.json, rejects for bad rows."""
+
 from __future__ import annotations
 
 import glob
 import hashlib
 import json
-from pathlib import Path
 
 import apache_beam as beam
 import pyarrow as pa
@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
 from decontam_helpers import cc_texts
+
 from pipeline.decontaminate.pipeline import run
 from pipeline.decontaminate.transforms import Decontaminate
 from pipeline.schema import DOCUMENT_SCHEMA, MATH_SCORE, RECALL_ROUND, schema_with
@@ -24,15 +24,25 @@ SCHEMA = schema_with(DOCUMENT_SCHEMA, MATH_SCORE, RECALL_ROUND)
 
 def _row(url: str, text: str | None, score: float) -> dict:
     page_id = hashlib.sha1(f"{url}\n{text}".encode()).hexdigest()
-    return {"id": page_id, "url": url, "text": text, "num_chars": len(text or ""), "math_score": score,
-            "recall_round": 1, "source_format": "text", "lang": "en"}
+    return {
+        "id": page_id,
+        "url": url,
+        "text": text,
+        "num_chars": len(text or ""),
+        "math_score": score,
+        "recall_round": 1,
+        "source_format": "text",
+        "lang": "en",
+    }
 
 
 @pytest.fixture(scope="module")
 def pages(shared_data, leaks, tmp_path_factory):
     """Two Parquet files: the 6 planted leaks, the 30 real Common Crawl documents, one empty page."""
     leaked = [_row(f"https://leak.example/{i}", leak.text, 0.9) for i, leak in enumerate(leaks)]
-    clean = [_row(f"https://cc.example/{name}", text, 0.1 + i / 100) for i, (name, text) in enumerate(cc_texts(shared_data))]
+    clean = [
+        _row(f"https://cc.example/{name}", text, 0.1 + i / 100) for i, (name, text) in enumerate(cc_texts(shared_data))
+    ]
     clean.append(_row("https://empty.example/", None, 0.0))
     folder = tmp_path_factory.mktemp("decontaminate-in")
     rows = leaked + clean
@@ -51,8 +61,12 @@ def test_run_removes_leaks_keeps_clean_pages_and_audits(beam_runner, pages, leak
 
     assert summary["pages"] == {"in": 37, "kept": 31, "contaminated": 6, "rejected": 0, "empty_text": 1}
     per = summary["per_benchmark"]
-    assert {b: v["pages"] for b, v in per.items() if v["pages"]} == {"gsm8k": 2, "math": 2, "cmath": 1,
-                                                                       "gaokao_mathcloze": 1}
+    assert {b: v["pages"] for b, v in per.items() if v["pages"]} == {
+        "gsm8k": 2,
+        "math": 2,
+        "cmath": 1,
+        "gaokao_mathcloze": 1,
+    }
     assert per["math"]["items"] == 5000 and summary["index"]["ngrams"] > 100_000
     assert json.loads((out / "summary.json").read_text())["pages"] == summary["pages"]
     assert (out / "_SUCCESS").exists()
@@ -80,14 +94,28 @@ def test_bad_rows_are_rejected_and_counted_not_fatal(default_index_file):
     with TestPipeline(argv=["--runner=FnApiRunner"]) as p:
         out = p | beam.Create(rows) | Decontaminate(default_index_file)
         assert_that(out.clean | beam.Map(lambda r: r["id"]), equal_to(["b"]), label="clean")
-        assert_that(out.rejects | beam.Map(lambda r: (r["stage"], r["reason"], r["url"])),
-                    equal_to([("decontaminate", "bad_text_type", "u1"), ("decontaminate", "bad_row", None)]),
-                    label="rejects")
+        assert_that(
+            out.rejects | beam.Map(lambda r: (r["stage"], r["reason"], r["url"])),
+            equal_to([("decontaminate", "bad_text_type", "u1"), ("decontaminate", "bad_row", None)]),
+            label="rejects",
+        )
         assert_that(out.contaminated, equal_to([]), label="contaminated")
 
 
 def test_dataflow_dry_run_builds_the_job_without_touching_input_or_output(tmp_path):
-    summary = run(["--input", "gs://no-such-bucket-dsm/in", "--output", "gs://no-such-bucket-dsm/out",
-                   "--benchmarks", "cmath", "--runner=DataflowRunner", "--dry_run=True", "--project=my-project",
-                   "--region=us-central1", "--temp_location=gs://no-such-bucket-dsm/tmp"])
+    summary = run(
+        [
+            "--input",
+            "gs://no-such-bucket-dsm/in",
+            "--output",
+            "gs://no-such-bucket-dsm/out",
+            "--benchmarks",
+            "cmath",
+            "--runner=DataflowRunner",
+            "--dry_run=True",
+            "--project=my-project",
+            "--region=us-central1",
+            "--temp_location=gs://no-such-bucket-dsm/tmp",
+        ]
+    )
     assert summary["dry_run"] is True and summary["index"]["benchmarks"]["cmath"]["items"] == 1098
