@@ -39,9 +39,10 @@ from lxml import etree
 from trafilatura.metadata import extract_title
 
 from .math_asciimath import asciimath_to_latex
-from .math_delimiters import page_delimiters, rewrite_delimited_math
+from .math_delimiters import append_formula, page_delimiters, rewrite_delimited_math
 from .math_formulas import DISPLAY_CLOSE, DISPLAY_OPEN, INLINE_CLOSE, INLINE_OPEN, SENTINELS, rewrite_formulas
 from .math_recovery import find_math_runs, restore_dropped_math
+from .math_sections import has_marked_formula, list_blocks, restore_dropped_sections
 
 __all__ = ["MAX_HTML_CHARS", "Extracted", "extract_main_text"]
 
@@ -92,10 +93,7 @@ def _finish_text(text: str, delims) -> tuple[str, int]:
         chunk, n = rewrite_delimited_math(text[pos : m.start()], delims, converter)
         out.append(chunk)
         count += n
-        if m.group(1) is not None:
-            out.append(f"$${m.group(1)}$$")
-        else:
-            out.append(f"${m.group(2)}$")
+        append_formula(out, f"$${m.group(1)}$$" if m.group(1) is not None else f"${m.group(2)}$")
         count += 1
         pos = m.end()
     chunk, n = rewrite_delimited_math(text[pos:], delims, converter)
@@ -103,6 +101,20 @@ def _finish_text(text: str, delims) -> tuple[str, int]:
     count += n
     result = _strip_sentinels("".join(out))  # unpaired sentinels (cut by the extractor)
     return result, count
+
+
+def _configured_math(delims) -> bool:
+    """Whether the page configures delimiters beyond the standard ones, or AsciiMath."""
+    return delims.asciimath or len(delims.inline) > 1 or len(delims.display) > 2
+
+
+def _formula_test(delims):
+    """A test of whether a block's text (before ``_finish_text``) holds a formula."""
+
+    def has_formula(text: str) -> bool:
+        return has_marked_formula(text) or rewrite_delimited_math(text, delims)[1] > 0
+
+    return has_formula
 
 
 def extract_main_text(html: str, url: str | None = None) -> Extracted:
@@ -122,9 +134,12 @@ def extract_main_text(html: str, url: str | None = None) -> Extracted:
         srcs = [s.get("src") or "" for s in root.iter("script")]
         delims = page_delimiters(scripts, srcs)
         stats = rewrite_formulas(root)
-        runs = find_math_runs(root) if stats.total or _DISPLAY_HINT.search(html, 0, MAX_HTML_CHARS) else []
+        has_math = bool(stats.total or _DISPLAY_HINT.search(html, 0, MAX_HTML_CHARS) or _configured_math(delims))
+        runs = find_math_runs(root) if has_math else []
         text = trafilatura.extract(root, url=url, include_comments=True) or ""
         text = restore_dropped_math(text, runs)
+        if has_math and text:
+            text, _restored = restore_dropped_sections(text, list_blocks(root), _formula_test(delims))
         text, num_formulas = _finish_text(text, delims)
         return Extracted(text=text, title=title or None, num_formulas=num_formulas)
     except Exception as exc:  # noqa: BLE001 - contract: never raise on bad HTML

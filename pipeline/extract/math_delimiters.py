@@ -26,6 +26,7 @@ __all__ = [
     "MAX_DISPLAY_CHARS",
     "MAX_INLINE_CHARS",
     "Delimiters",
+    "append_formula",
     "page_delimiters",
     "rewrite_delimited_math",
 ]
@@ -129,6 +130,15 @@ def _find_close(text: str, close: str, start: int, limit: int) -> int:
         return idx
 
 
+def append_formula(out: list[str], formula: str) -> None:
+    """Append ``formula`` to ``out``, with a space when it would touch a formula before it:
+    ``$a$$b$`` (two inline formulas, as MathJax reads them) would read as a ``$$`` display."""
+    last = next((piece for piece in reversed(out) if piece), "")
+    if last.endswith("$"):
+        out.append(" ")
+    out.append(formula)
+
+
 def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None) -> tuple[str, int]:
     """``text`` with every delimited formula written ``$..$`` / ``$$..$$``, and their count.
 
@@ -160,7 +170,7 @@ def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None)
                 pos = start
                 continue
             out.append(text[pos : m.start()])
-            out.append("$$" + text[m.start() : idx + len(close_tag)].strip() + "$$")
+            append_formula(out, "$$" + text[m.start() : idx + len(close_tag)].strip() + "$$")
             count += 1
             pos = idx + len(close_tag)
             continue
@@ -179,7 +189,7 @@ def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None)
             body = asciimath_to_tex(body)
         body = body.strip()
         out.append(text[pos : m.start()])
-        out.append(f"$${body}$$" if display else f"${body}$")
+        append_formula(out, f"$${body}$$" if display else f"${body}$")
         count += 1
         pos = idx + len(close)
     out.append(text[pos:])
