@@ -9,15 +9,15 @@ index is built once on the driver (``index``) and loaded once per worker process
 
 Departures from the paper (each configurable back to the paper's plain rule where noted):
 - tokens are our own normalised tokens (the paper does not define its tokeniser): words,
-  numbers, one token per CJK character, and inside math one token per run of symbols between
-  operators (``ax^2+bx+c=0`` -> ``ax2 bx c 0``), so a 10-gram of math carries about as much
-  as a 10-gram of prose and does not depend on TeX spacing;
-- windows made only of numbers and single-letter variables (no word-like token) are not
-  indexed (``--min_wordlike_tokens 0`` indexes them): lists such as ``1 2 3 ... 10`` occur
-  on countless clean pages;
+  numbers, TeX command names, one token per CJK character; operators, punctuation, TeX spacing
+  and delimiters are dropped, so re-typeset or re-flowed leaks still match;
+- n-gram windows without a word-like token (only numbers, single-letter variables and TeX
+  commands) are not indexed (``--min_wordlike_tokens 0`` indexes them): lists such as
+  ``1 2 3 ... 10`` or formula fragments occur on countless clean pages;
 - GSM8K calculator annotations and MATH Asymptote code are removed before matching;
 - Gaokao multiple-choice stems are indexed together with their options (a stem alone such as
   ``若a>b，则`` would be a 5-token "short text" matching countless pages); one-token answers
   (numbers, option letters) are not indexed;
-- optional ``--max_items_per_ngram`` drops n-grams shared by many items (off by default).
+- identical normalised texts are indexed once; optional ``--max_items_per_ngram`` drops
+  n-grams shared by many items (off by default).
 """

@@ -12,13 +12,19 @@ token sequence. Here:
   length) with, beside each hash, the number of the first text holding it, and the normalised
   texts themselves, so that every hash hit is checked against the real tokens (a hash
   collision is counted and ignored) and the audit can name the item and the matched words;
-- memory: 12 bytes per distinct n-gram plus the normalised texts; for the bundled default
-  benchmarks about 0.8 M n-grams, ~9 MiB arrays + ~6 MiB texts (``BenchmarkIndex.memory_bytes``).
+- memory: 12 bytes per distinct n-gram, a 2 MiB bitmap (a one-hash Bloom filter that spares
+  most page windows the binary search) and the normalised texts; for the bundled default
+  benchmarks 0.59 M n-grams: 13 MiB in memory, 6.5 MiB on disk (``BenchmarkIndex.memory_bytes``).
 
 Departures from the paper:
+- windows with fewer than ``min_wordlike_tokens`` (default 1) word-like tokens (words of two or
+  more letters, CJK characters) are not indexed: a run of numbers, single-letter variables and
+  TeX commands (``1 2 3 ... 10``, ``a 2 b 2 c 2 \\frac 1 2``) is common text, not
+  evidence of a leak (0 gives the paper's plain rule); the same holds for short texts;
 - identical normalised texts are indexed once (the audit names the first item holding them);
 - optional ``max_items_per_ngram`` (default 0 = off, the paper's rule): n-grams shared by at
-  least that many distinct benchmark items are treated as template phrasing and not indexed.
+  least that many distinct benchmark items are treated as template phrasing and not indexed
+  (an item all of whose n-grams are shared then cannot be matched any more).
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class IndexConfig:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if not 1 <= self.min_short_tokens:
             raise ValueError(f"min_short_tokens must be >= 1, got {self.min_short_tokens}")
+        if self.min_wordlike_tokens < 0 or self.min_wordlike_tokens > self.n:
+            raise ValueError(f"min_wordlike_tokens must be in 0..n, got {self.min_wordlike_tokens}")
         if self.max_items_per_ngram < 0 or self.max_items_per_ngram == 1:
             raise ValueError("max_items_per_ngram must be 0 (off) or >= 2")
 
