@@ -198,8 +198,8 @@ def hash_shingles(items: Sequence[bytes]) -> np.ndarray:
 class MinHasher:
     """Computes MinHash signatures of many texts at once; one instance per worker."""
 
-    def __init__(self, config: MinHashConfig = MinHashConfig()):
-        self.config = config
+    def __init__(self, config: MinHashConfig | None = None):
+        self.config = config = config or MinHashConfig()
         a, b = permutations(config.num_perm, config.seed)
         self._a = a[None, :]
         self._b = b[None, :]

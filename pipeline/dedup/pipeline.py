@@ -96,7 +96,9 @@ class _WriteSummary(beam.DoFn):
 
 def make_summary(stats: dict, parameters: dict) -> dict:
     """The ``summary.json`` object from the pipeline's summed statistics and the parameters."""
-    get = lambda k: int(stats.get(k, 0))  # noqa: E731
+    def get(k: str) -> int:
+        return int(stats.get(k, 0))
+
     removed = {REASON_URL: get("removed:url"), REASON_NEAR_DUP: get("removed:near_dup")}
     rejected = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("rejected:")}
     hist = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("cluster_size:")}

@@ -255,9 +255,10 @@ class DedupNearDuplicates(beam.PTransform):
     "children" (child id -> root id), "violations", "no_shingles", "edges"}``.
     """
 
-    def __init__(self, config: MinHashConfig = MinHashConfig(), keep: str = "longest", cc_rounds: int = 12,
+    def __init__(self, config: MinHashConfig | None = None, keep: str = "longest", cc_rounds: int = 12,
                  batch_size: int = 256):
         super().__init__()
+        config = config or MinHashConfig()
         if keep not in KEEP_POLICIES:
             raise ValueError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
         self.config = config

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import tracemalloc
+from itertools import pairwise
 
 import apache_beam as beam
 import pytest
@@ -51,7 +52,7 @@ def test_reference_matches_union_find_on_random_graphs(seed):
 
 def test_transitive_chain_is_one_component_rooted_at_its_minimum():
     chain = [f"{i:03d}" for i in random.Random(1).sample(range(1000), 50)]
-    edges = list(zip(chain, chain[1:]))  # A~B, B~C, ...: only neighbours are linked
+    edges = list(pairwise(chain))  # A~B, B~C, ...: only neighbours are linked
     labels, rounds = connected_components(edges)
     assert set(labels.values()) == {min(chain)}
     assert rounds > 3  # a chain needs several rounds: the test exercises the iteration
@@ -115,5 +116,5 @@ def test_beam_components_match_reference():
 def test_beam_components_report_non_convergence():
     path = [f"{i:04d}" for i in range(64)]  # a sorted path needs 7+ rounds
     with beam.Pipeline(runner="FnApiRunner") as p:
-        cc = p | beam.Create(list(zip(path, path[1:]))) | ConnectedComponents(rounds=1)
+        cc = p | beam.Create(list(pairwise(path))) | ConnectedComponents(rounds=1)
         assert_that(cc["violations"] | beam.Map(lambda v: v > 0), equal_to([True]))

@@ -101,7 +101,7 @@ def test_band_keys():
     assert len(keys) == 3 and keys[1] == bytes([1]) + np.arange(4, 8, dtype="<u4").tobytes()
 
 
-@pytest.mark.parametrize("kwargs", [dict(bands=17, rows=8), dict(shingle_size=0), dict(num_perm=0)])
+@pytest.mark.parametrize("kwargs", [{"bands": 17, "rows": 8}, {"shingle_size": 0}, {"num_perm": 0}])
 def test_invalid_config_rejected(kwargs):
     with pytest.raises(ValueError):
         MinHashConfig(**kwargs)

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+from itertools import pairwise
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -87,7 +88,7 @@ def corpus(benchmark_dir, tmp_path_factory):
     m = 6
     chain = [make_row(f"https://chain.example/{j}", " ".join(words[j * k: len(words) - (m - 1 - j) * k])) for j in range(m)]
     assert jaccard(shingle_set(chain[0]["text"]), shingle_set(chain[-1]["text"])) < 0.7
-    assert all(jaccard(shingle_set(a["text"]), shingle_set(b["text"])) > 0.85 for a, b in zip(chain, chain[1:]))
+    assert all(jaccard(shingle_set(a["text"]), shingle_set(b["text"])) > 0.85 for a, b in pairwise(chain))
     chain_kept = max(chain, key=lambda r: (len(r["text"]), [-ord(c) for c in r["id"]]))
     for r in chain:
         if r is not chain_kept:
@@ -187,3 +188,10 @@ def test_skew_one_huge_cluster(tmp_path):
     assert sorted(r["dup_count"] for r in kept) == [1, n]
     assert summary["cluster_size_histogram"] == {"1": 1, "8193-16384": 1}
     assert summary["components"]["converged"]
+
+
+def test_dataflow_dry_run_builds_the_job_without_reading_data():
+    summary = run(["--input", "gs://no-such-bucket-dsm/extract", "--output", "gs://no-such-bucket-dsm/dedup",
+                   "--runner=DataflowRunner", "--dry_run=True", "--project=test-project", "--region=us-central1",
+                   "--temp_location=gs://no-such-bucket-dsm/tmp", "--num_shards=100"])
+    assert summary["dry_run"] is True and summary["parameters"]["minhash"]["bands"] == 16
