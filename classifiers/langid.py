@@ -74,7 +74,7 @@ class LanguageIdentifier:
         labels, probs = self._model.predict(line, k=1)
         if not labels:
             return UNKNOWN_LANG, 0.0
-        lang = labels[0][len(_LABEL_PREFIX):] if labels[0].startswith(_LABEL_PREFIX) else labels[0]
+        lang = labels[0].removeprefix(_LABEL_PREFIX)
         return lang, float(min(1.0, max(0.0, probs[0])))
 
 

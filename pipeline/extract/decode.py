@@ -153,7 +153,7 @@ def normalize_charset(label: str | bytes | None) -> str | None:
     try:
         codecs.lookup(name).incrementaldecoder  # noqa: B018 - presence check
         b"a".decode(name)
-    except Exception:
+    except (LookupError, UnicodeError, TypeError, AttributeError):
         return None
     return _WHATWG_OVERRIDES.get(name, name)
 

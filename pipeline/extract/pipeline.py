@@ -165,7 +165,7 @@ def make_summary(counts: dict[str, int], *, inputs: Sequence[str], output: str, 
                  wall_time_s: float, runner: str, distributions: dict | None = None) -> dict:
     """``summary.json`` from the job's counters (``{"extract:name": value}``)."""
     c = {k.split(":", 1)[1]: int(v) for k, v in counts.items() if k.startswith(f"{NAMESPACE}:")}
-    by_prefix = lambda prefix: dict(sorted((k[len(prefix):], v) for k, v in c.items() if k.startswith(prefix)))  # noqa: E731
+    by_prefix = lambda prefix: dict(sorted((k[len(prefix):], v) for k, v in c.items() if k.startswith(prefix)))
     rejected = by_prefix("rejected:")
     from pipeline.extract.transforms import FILE_LEVEL_REASONS
 

@@ -21,6 +21,8 @@ The datatrove library made the same choice (an extractor sandbox process with a 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -95,8 +97,8 @@ def _child_main(conn, reply_conn, memory_limit_mb: int) -> None:
             pass
     try:  # warm up (lazy imports, compiled patterns) so that the first page's time limit is fair
         extract_main_text(_WARM_UP_PAGE, "http://warm-up.invalid/")
-    except Exception:  # noqa: BLE001 - the real pages will report the problem
-        pass
+    except Exception as exc:  # noqa: BLE001 - the real pages will report the problem
+        logging.getLogger(__name__).warning("extractor warm-up failed: %s", exc)
     try:
         reply_conn.send(("ready",))
     except OSError:
@@ -233,7 +235,7 @@ class SandboxedExtractor:
             raise ExtractionTimeout(f"extraction took longer than {self.config.timeout_s:g} s; page skipped") from None
         except MemoryError as exc:
             raise ExtractionMemoryError("MemoryError") from exc
-        except Exception as exc:  # noqa: BLE001 - a counted reject for this page
+        except Exception as exc:
             raise ExtractionError(f"{type(exc).__name__}: {exc}"[:500]) from exc
 
     # -- public -------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ class SandboxedExtractor:
             return extract_main_text(html, url)
         except MemoryError as exc:
             raise ExtractionMemoryError("MemoryError") from exc
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ExtractionError(f"{type(exc).__name__}: {exc}"[:500]) from exc
 
     def close(self) -> None:
@@ -256,17 +258,15 @@ class SandboxedExtractor:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> SandboxedExtractor:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __del__(self):  # best effort; Beam does not guarantee DoFn.teardown (children are daemons too)
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def _from_reply(reply) -> Extracted:

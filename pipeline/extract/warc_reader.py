@@ -35,6 +35,7 @@ is one multi-GB line without a newline would use that much memory; real archives
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import re
@@ -133,7 +134,7 @@ def domain_of(url: str | None) -> str | None:
     if not host:
         return None
     host = host.rstrip(".")
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 def clean_url(url: str | None) -> str | None:
@@ -453,7 +454,5 @@ def read_archive(path: str, config: ReaderConfig | None = None,
     except Exception as exc:  # noqa: BLE001 - e.g. the filesystem failing mid-read
         yield RecordOutcome("reject", "archive_error", path, -1, None, f"{type(exc).__name__}: {_one_line(exc)}")
     finally:
-        try:
+        with contextlib.suppress(Exception):
             stream.close()
-        except Exception:  # noqa: BLE001
-            pass

@@ -42,7 +42,7 @@ def gzip_bomb(inflated_bytes: int) -> bytes:
 def html_page(title: str, paragraphs: list[str]) -> bytes:
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-            f"<body><article><h1>{title}</h1>{body}</article></body></html>").encode("utf-8")
+            f"<body><article><h1>{title}</h1>{body}</article></body></html>").encode()
 
 
 def deeply_nested_page(depth: int) -> bytes:

@@ -15,7 +15,6 @@ from pipeline.extract.pipeline import make_summary, parse_args, run
 from pipeline.extract.transforms import ExtractConfig
 from pipeline.schema import DOCUMENT_SCHEMA, REJECT_SCHEMA
 
-
 # The stage's cost is the extractor, which runs in a child process per worker thread: two threads
 # keep both cores busy, and --reshuffle_pages spreads the pages of the one large sample file.
 PARALLEL = ("--direct_running_mode=multi_threading", "--direct_num_workers=2", "--reshuffle_pages")
