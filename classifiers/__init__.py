@@ -1,0 +1,6 @@
+"""Text classifiers of the corpus pipeline: the fastText math classifier (``MathClassifier``) and
+the one text normalisation it is trained and scored with (``normalize_text``)."""
+from classifiers.math_classifier import MathClassifier
+from classifiers.normalize import normalize_text
+
+__all__ = ["MathClassifier", "normalize_text"]

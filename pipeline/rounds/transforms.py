@@ -1,0 +1,298 @@
+"""The Beam jobs of one recall round: ``build_prepare_pipeline`` and ``build_recall_pipeline``.
+
+Both only take paths and numbers, read nothing on the driver, and so build the same way for a
+local runner and for ``--runner=DataflowRunner --dry_run=True``.
+
+Prepare (start of round r), one pass over the pool:
+- pages under the accepted paths that round r-1 did not recall, and that are not positives
+  already, become this round's new positives (``positives/``);
+- the negatives are a uniform sample of exactly ``negatives`` pool pages not under an accepted
+  path: the pages with the smallest ``sha1(salt:id)`` (a bottom-k sample: one combiner holds k
+  hashes, never the texts), written to ``negatives/``.
+
+Recall (after training round r's classifier), one pass over the pool:
+- score every page (``pipeline.score.ScoreWithClassifier``), count its tokens, rank it by
+  (score, hash of id) and find the token-budget threshold (``budget.TokenBudgetThreshold``);
+- join the recalled pages with the recall history (first and last round each page was
+  recalled) to set ``recall_round`` (first round) and measure the overlap with round r-1;
+- aggregate per domain and, within math domains, per URL path prefix;
+- write ``recalled/``, ``history/``, ``tables/{domains,paths}.jsonl``, ``tables/stats.json``
+  and ``rejects/`` (rows without an id or a text, with the reason).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.pvalue import AsDict, AsSingleton, TaggedOutput
+
+from pipeline.beam_utils import WriteParquetShards, WriteRejects, count, join, write_json
+from pipeline.rounds import discovery
+from pipeline.rounds.budget import TokenBudgetThreshold, ranking_key
+from pipeline.schema import MATH_SCORE, NUM_TOKENS, RECALL_ROUND, make_reject, schema_with
+from pipeline.score.transforms import ScoreWithClassifier
+
+NAMESPACE = "rounds"
+SAMPLE_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("url", pa.string()),
+                           pa.field("domain", pa.string()), pa.field("text", pa.string())])
+HISTORY_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("first_round", pa.int32()),
+                            pa.field("last_round", pa.int32())])
+SAMPLE_COLUMNS = SAMPLE_SCHEMA.names
+SCORE_BINS = 50
+
+
+def recalled_schema(pool_schema: pa.Schema) -> pa.Schema:
+    """The recalled pages: the pool's columns plus math_score, recall_round and num_tokens."""
+    return schema_with(pool_schema, MATH_SCORE, RECALL_ROUND, NUM_TOKENS)
+
+
+def sample_hash(salt: int, page_id: str) -> int:
+    """A page's position in the negative sample's random order (64-bit)."""
+    return int.from_bytes(hashlib.sha1(f"{salt}:{page_id}".encode("utf-8", "surrogatepass")).digest()[:8], "big")
+
+
+def score_bin(score: float, bins: int = SCORE_BINS) -> int:
+    return min(bins - 1, max(0, int(score * bins)))
+
+
+class ValidateFn(beam.DoFn):
+    """Pool rows -> rows with a usable ``id`` and ``text``; the others to ``rejects`` with a reason."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def process(self, row):
+        reason = None
+        if not isinstance(row.get("id"), str) or not row["id"]:
+            reason = "missing_id"
+        elif not isinstance(row.get("text"), str):
+            reason = "missing_text"
+        if reason:
+            count(NAMESPACE, reason)
+            yield TaggedOutput("rejects", make_reject(self.stage, row.get("warc_path") or "", row.get("warc_offset") or -1,
+                                                      row.get("url"), reason, f"id={row.get('id')!r}"))
+            return
+        yield row
+
+
+class _WriteJson(beam.DoFn):
+    def __init__(self, path: str):
+        self.path = path
+
+    def process(self, stats, *side):
+        extra = {}
+        for item in side:
+            extra.update(item)
+        write_json(self.path, {**{k: list(v) if isinstance(v, tuple) else v for k, v in stats.items()}, **extra})
+
+
+def _sum_stats_of(pcoll, label: str):
+    return pcoll | f"Sum{label}" >> beam.CombinePerKey(discovery.sum_stats)
+
+
+# ------------------------------------------------------------------------------------------ prepare
+def _new_positive(element):
+    page_id, groups = element
+    pages = list(groups["page"])
+    if not pages:
+        return
+    if any(True for _ in groups["recalled"]):
+        count(NAMESPACE, "under_path_recalled")
+        return
+    if any(True for _ in groups["prior"]):
+        count(NAMESPACE, "under_path_already_positive")
+        return
+    count(NAMESPACE, "new_positives")
+    yield {k: pages[0].get(k) for k in SAMPLE_COLUMNS}
+
+
+def build_prepare_pipeline(p: beam.Pipeline, *, pool_glob: str, out_dir: str, accepted: list[tuple[str, str]],
+                           previous_recalled_glob: str | None, prior_positive_globs: list[str], negatives: int,
+                           salt: int, dry_run: bool = False) -> None:
+    """Adds round r's preparation (new positives and the negative sample) to ``p``; see the module docstring."""
+    matcher = discovery.PathMatcher(accepted)
+    rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, columns=SAMPLE_COLUMNS, validate=not dry_run)
+    valid = rows | "Validate" >> beam.ParDo(ValidateFn("rounds")).with_outputs("rejects", main="rows")
+    parts = valid.rows | "UnderAcceptedPaths" >> beam.Partition(
+        lambda r, n, m: 0 if m.matches(r.get("domain"), r.get("url")) else 1, 2, matcher)
+    under, other = parts[0], parts[1]
+
+    if matcher and previous_recalled_glob:
+        recalled = (p | "ReadPreviousRecalled" >> beam.io.ReadFromParquet(previous_recalled_glob, columns=["id"],
+                                                                           validate=not dry_run)
+                    | "RecalledIds" >> beam.Map(lambda r: (r["id"], None)))
+        if prior_positive_globs:
+            prior = (p | "PriorPositiveFiles" >> beam.Create(prior_positive_globs)
+                     | "ReadPriorPositives" >> beam.io.ReadAllFromParquet(columns=["id"])
+                     | "PriorIds" >> beam.Map(lambda r: (r["id"], None)))
+        else:
+            prior = p | "NoPriorPositives" >> beam.Create([])
+        new_positives = (
+            {"page": under | "PageById" >> beam.Map(lambda r: (r["id"], r)), "recalled": recalled, "prior": prior}
+            | "JoinRecallHistory" >> beam.CoGroupByKey()
+            | "MissedPages" >> beam.FlatMap(_new_positive)
+        )
+    else:
+        new_positives = p | "NoNewPositives" >> beam.Create([])
+    new_positives | "WritePositives" >> WriteParquetShards(join(out_dir, "positives"), SAMPLE_SCHEMA, 1)
+
+    hashed = other | "SampleHash" >> beam.Map(lambda r, s: (sample_hash(s, r["id"]), r), salt)
+    cutoff = (
+        hashed
+        | "HashOnly" >> beam.Map(lambda kv: kv[0])
+        | "BottomK" >> beam.combiners.Top.Smallest(negatives)
+        | "Cutoff" >> beam.Map(lambda smallest: max(smallest) if smallest else -1)
+    )
+    sample = (hashed
+              | "InSample" >> beam.Filter(lambda kv, c: kv[0] <= c, AsSingleton(cutoff))
+              | "SampledRow" >> beam.Map(lambda kv: {k: kv[1].get(k) for k in SAMPLE_COLUMNS}))
+    sample | "WriteNegatives" >> WriteParquetShards(join(out_dir, "negatives"), SAMPLE_SCHEMA, 1)
+
+    one = (1, 0, 0, 0)
+    stats = (
+        valid.rows | "StatPool" >> beam.Map(lambda r: ("pool_pages", one)),
+        valid["rejects"] | "StatRejects" >> beam.Map(lambda r: ("rejected:" + r["reason"], one)),
+        under | "StatUnder" >> beam.Map(lambda r: ("under_accepted_paths", one)),
+        new_positives | "StatNewPositives" >> beam.Map(lambda r: ("new_positives", one)),
+        sample | "StatNegatives" >> beam.Map(lambda r: ("negatives", one)),
+    )
+    (
+        stats
+        | "AllStats" >> beam.Flatten()
+        | "SumStats" >> beam.CombinePerKey(discovery.sum_stats)
+        | "StatsDict" >> beam.combiners.ToDict()
+        | "WriteStats" >> beam.ParDo(_WriteJson(join(out_dir, "tables", "prepare_stats.json")))
+    )
+
+
+# ------------------------------------------------------------------------------------------ recall
+class AddTokensAndKeyFn(beam.DoFn):
+    """Adds ``num_tokens`` (``pipeline.tokens.TokenCounter``) and the private ranking key ``_key``."""
+
+    def __init__(self, tokenizer: str | None):
+        self.tokenizer = tokenizer
+        self._counter = None
+
+    def setup(self):
+        from pipeline.tokens import TokenCounter
+
+        self._counter = TokenCounter(self.tokenizer)
+
+    def process(self, row):
+        tokens = self._counter.count([row["text"]])[0]
+        yield {**row, "num_tokens": int(tokens), "_key": ranking_key(row["math_score"], row["id"])}
+
+
+class AnnotateRecallFn(beam.DoFn):
+    """Joins this round's recalled pages with the recall history (see the module docstring)."""
+
+    def __init__(self, round_index: int):
+        self.round_index = round_index
+
+    def process(self, element):
+        page_id, groups = element
+        now = list(groups["now"])
+        ever = list(groups["ever"])
+        previous = ever[0] if ever else None
+        r = self.round_index
+        if now:
+            if len(now) > 1:
+                count(NAMESPACE, "duplicate_id")
+            row = now[0]
+            first = previous["first_round"] if previous else r
+            in_previous = previous is not None and previous["last_round"] == r - 1
+            tokens = row["num_tokens"]
+            yield {**row, "recall_round": first}
+            yield TaggedOutput("history", {"id": page_id, "first_round": first, "last_round": r})
+            yield TaggedOutput("stats", ("overlap", (1, tokens, int(in_previous), tokens if in_previous else 0)))
+        elif previous is not None:
+            yield TaggedOutput("history", previous)
+            if previous["last_round"] == r - 1:
+                yield TaggedOutput("stats", ("dropped_since_previous", (1, 0, 0, 0)))
+
+
+def _path_keys(row, math_domains, max_depth):
+    domain = row.get("domain") or ""
+    if domain not in math_domains:
+        return []
+    stats = discovery.RecallStats.of_page(row["_recalled"], row["num_tokens"]).as_tuple()
+    return [((domain, prefix), stats) for prefix in discovery.path_prefixes(row.get("url"), max_depth)]
+
+
+def _table_line(kv, kind: str) -> str:
+    key, (pages, recalled, tokens, recalled_tokens) = kv
+    head = {"domain": key} if kind == "domain" else {"domain": key[0], "path_prefix": key[1]}
+    return json.dumps({**head, "pages": pages, "recalled": recalled, "tokens": tokens,
+                       "recalled_tokens": recalled_tokens}, sort_keys=True)
+
+
+def _write_lines(lines, path: str, label: str):
+    return lines | label >> beam.io.WriteToText(path, num_shards=1, shard_name_template="")
+
+
+def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.Schema, out_dir: str, model_path: str,
+                          round_index: int, budget: int, previous_history_glob: str | None, tokenizer: str | None,
+                          batch_size: int, max_tokens: int, domain_min_share: float, domain_min_pages: int,
+                          path_min_pages: int, path_max_depth: int, num_shards: int, dry_run: bool = False) -> None:
+    """Adds round r's scoring, budget threshold, recall, history and tables to ``p``."""
+    rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, validate=not dry_run)
+    valid = rows | "Validate" >> beam.ParDo(ValidateFn("rounds")).with_outputs("rejects", main="rows")
+    scored = valid.rows | "ScoreWithClassifier" >> ScoreWithClassifier(model_path, batch_size, max_tokens)
+    ranked = scored["scored"] | "TokensAndKey" >> beam.ParDo(AddTokensAndKeyFn(tokenizer))
+    threshold = (ranked
+                 | "KeyTokens" >> beam.Map(lambda r: (r["_key"], r["num_tokens"]))
+                 | "TokenBudgetThreshold" >> TokenBudgetThreshold(budget))
+    flagged = ranked | "FlagRecalled" >> beam.Map(lambda r, t: {**r, "_recalled": r["_key"] >= t["threshold_key"]},
+                                                  AsSingleton(threshold))
+    recalled = flagged | "Recalled" >> beam.Filter(lambda r: r["_recalled"])
+
+    if previous_history_glob:
+        history = (p | "ReadHistory" >> beam.io.ReadFromParquet(previous_history_glob, validate=not dry_run)
+                   | "HistoryById" >> beam.Map(lambda r: (r["id"], r)))
+    else:
+        history = p | "NoHistory" >> beam.Create([])
+    joined = (
+        {"now": recalled | "RecalledById" >> beam.Map(lambda r: (r["id"], r)), "ever": history}
+        | "JoinHistory" >> beam.CoGroupByKey()
+        | "Annotate" >> beam.ParDo(AnnotateRecallFn(round_index)).with_outputs("history", "stats", main="recalled")
+    )
+    joined.recalled | "WriteRecalled" >> WriteParquetShards(join(out_dir, "recalled"), recalled_schema(pool_schema),
+                                                            num_shards)
+    joined.history | "WriteHistory" >> WriteParquetShards(join(out_dir, "history"), HISTORY_SCHEMA, 1)
+    rejects = (valid["rejects"], scored["rejects"]) | "AllRejects" >> beam.Flatten()
+    rejects | "WriteRejects" >> WriteRejects(out_dir)
+
+    page_stats = flagged | "PageStats" >> beam.Map(
+        lambda r: (r.get("domain") or "", discovery.RecallStats.of_page(r["_recalled"], r["num_tokens"]).as_tuple()))
+    domain_stats = page_stats | "SumPerDomain" >> beam.CombinePerKey(discovery.sum_stats)
+    _write_lines(domain_stats | "DomainsWithRecall" >> beam.Filter(lambda kv: kv[1][1] > 0)
+                 | "DomainLine" >> beam.Map(_table_line, "domain"), join(out_dir, "tables", "domains.jsonl"),
+                 "WriteDomains")
+    math_domains = domain_stats | "MathDomains" >> beam.Filter(
+        lambda kv: discovery.is_math_domain(discovery.RecallStats(*kv[1]), domain_min_share, domain_min_pages)
+    ) | "MathDomainKeys" >> beam.Map(lambda kv: (kv[0], True))
+    path_stats = (flagged
+                  | "PathKeys" >> beam.FlatMap(_path_keys, AsDict(math_domains), path_max_depth)
+                  | "SumPerPath" >> beam.CombinePerKey(discovery.sum_stats))
+    _write_lines(path_stats | "PathsWithPages" >> beam.Filter(lambda kv: kv[1][0] >= path_min_pages)
+                 | "PathLine" >> beam.Map(_table_line, "path"), join(out_dir, "tables", "paths.jsonl"), "WritePaths")
+
+    one = (1, 0, 0, 0)
+    stats = (
+        flagged | "ScoreBins" >> beam.Map(
+            lambda r: (f"score_bin:{score_bin(r['math_score'])}",
+                       discovery.RecallStats.of_page(r["_recalled"], r["num_tokens"]).as_tuple())),
+        joined.stats,
+        rejects | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], one)),
+        math_domains | "CountMathDomains" >> beam.Map(lambda kv: ("math_domains", one)),
+    )
+    (
+        stats
+        | "AllStats" >> beam.Flatten()
+        | "SumStats" >> beam.CombinePerKey(discovery.sum_stats)
+        | "StatsDict" >> beam.combiners.ToDict()
+        | "WriteStats" >> beam.ParDo(_WriteJson(join(out_dir, "tables", "stats.json")),
+                                     AsSingleton(threshold | "ThresholdEntry" >> beam.Map(lambda t: {"threshold": t})))
+    )
