@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address-space cap of the extractor process (0: none)")
     g.add_argument("--extract_isolation", choices=("process", "thread", "inline"), default=d.extract_isolation,
                    help="how the time limit is enforced (see pipeline/extract/sandbox.py)")
+    g.add_argument("--extract_processes", type=int, default=d.extract_processes,
+                   help="extractor processes per worker process, shared by its threads")
     g.add_argument("--max_resyncs_per_file", type=int, default=d.max_resyncs_per_file,
                    help="corrupt regions skipped per archive before giving up on it")
     g.add_argument("--max_replacement_share", type=float, default=d.max_replacement_share,

@@ -13,6 +13,9 @@ the multi-threaded Beam worker, and never re-runs the parent's ``__main__`` (whi
 ``multiprocessing``'s spawn/forkserver would); it costs about a second to start, once per
 ``DoFn`` instance and again after each timeout. Pages travel over a pipe as pickles.
 
+``SandboxPool`` bounds the children per worker process: threads lease one, so a Beam worker with
+many threads runs ``--extract_processes`` children, not one per thread.
+
 Modes: ``process`` (default, isolated as above), ``thread`` (a watchdog thread gives the time
 limit, but an overrunning extraction keeps running in the background until it returns: use only
 where child processes are forbidden), ``inline`` (no limit: for benchmarks and debugging).
@@ -20,12 +23,15 @@ The datatrove library made the same choice (an extractor sandbox process with a 
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
 import logging
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -267,6 +273,76 @@ class SandboxedExtractor:
     def __del__(self):  # best effort; Beam does not guarantee DoFn.teardown (children are daemons too)
         with contextlib.suppress(Exception):
             self.close()
+
+
+class SandboxPool:
+    """At most ``size`` ``SandboxedExtractor``s shared by the threads of one worker process.
+
+    Beam runs many ``DoFn`` instances per worker process (Dataflow: 12 threads per SDK process, one
+    SDK process per vCPU); one child each would cost ~100 MB per thread for no extra throughput,
+    since extraction is CPU-bound. Threads ``lease()`` an extractor, waiting when all are busy.
+    """
+
+    def __init__(self, config: SandboxConfig, size: int):
+        if size < 1:
+            raise ValueError("pool size must be >= 1")
+        self.config = config
+        self.size = size
+        self._free: queue.LifoQueue[SandboxedExtractor] = queue.LifoQueue()
+        self._all: list[SandboxedExtractor] = []
+        self._lock = threading.Lock()
+
+    def _acquire(self) -> SandboxedExtractor:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if len(self._all) < self.size:
+                extractor = SandboxedExtractor(self.config)
+                self._all.append(extractor)
+                return extractor
+        return self._free.get()
+
+    @contextlib.contextmanager
+    def lease(self):
+        """``with pool.lease() as extract: extract(html, url)``."""
+        extractor = self._acquire()
+        try:
+            yield extractor
+        finally:
+            self._free.put(extractor)
+
+    @property
+    def restarts(self) -> int:
+        return sum(e.restarts for e in self._all)
+
+    def close(self) -> None:
+        for extractor in self._all:
+            extractor.close()
+
+
+_POOLS: dict[tuple[SandboxConfig, int], SandboxPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(config: SandboxConfig, size: int) -> SandboxPool:
+    """The process-wide pool for ``(config, size)``, created on first use; closed at exit."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get((config, size))
+        if pool is None:
+            if not _POOLS:
+                atexit.register(_close_pools)
+            pool = _POOLS[(config, size)] = SandboxPool(config, size)
+        return pool
+
+
+def _close_pools() -> None:
+    with _POOLS_LOCK:
+        for pool in _POOLS.values():
+            with contextlib.suppress(Exception):
+                pool.close()
+        _POOLS.clear()
 
 
 def _from_reply(reply) -> Extracted:

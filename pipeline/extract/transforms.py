@@ -33,7 +33,7 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.utils import shared
 
 from pipeline.extract.decode import DecodeError, decode_payload
-from pipeline.extract.sandbox import ExtractionError, SandboxConfig, SandboxedExtractor
+from pipeline.extract.sandbox import ExtractionError, SandboxConfig, SandboxPool, shared_pool
 from pipeline.extract.warc_reader import (
     PageRecord,
     ReaderConfig,
@@ -58,6 +58,7 @@ class ExtractConfig:
     extract_timeout_s: float = 20.0
     extract_memory_mb: int = 4096
     extract_isolation: str = "process"  # process | thread | inline (see pipeline.extract.sandbox)
+    extract_processes: int = 2  # extractor processes per worker process, shared by its threads
     max_resyncs_per_file: int = 100
     max_replacement_share: float = 0.01
     langid_max_chars: int = 10_000
@@ -70,6 +71,8 @@ class ExtractConfig:
             raise ValueError("max_replacement_share must be within [0, 1]")
         if self.langid_max_chars <= 0:
             raise ValueError("langid_max_chars must be positive")
+        if self.extract_processes < 1:
+            raise ValueError("extract_processes must be >= 1")
 
     def reader(self) -> ReaderConfig:
         return ReaderConfig(max_payload_bytes=self.max_payload_bytes, max_resyncs_per_file=self.max_resyncs_per_file)
@@ -234,16 +237,13 @@ class ExtractMainTextFn(beam.DoFn):
 
     def __init__(self, config: ExtractConfig):
         self.config = config
-        self._extractor: SandboxedExtractor | None = None
+        self._pool: SandboxPool | None = None
         self._timing = None
 
     def setup(self):
-        self._extractor = SandboxedExtractor(self.config.sandbox())
+        # One pool per worker process, shared by all threads (and DoFn instances) of that process.
+        self._pool = shared_pool(self.config.sandbox(), self.config.extract_processes)
         self._timing = Metrics.distribution(NAMESPACE, "extract_ms")
-
-    def teardown(self):
-        if self._extractor is not None:
-            self._extractor.close()
 
     def process(self, page):
         record = page.record
@@ -254,7 +254,8 @@ class ExtractMainTextFn(beam.DoFn):
             else:
                 started = time.monotonic()
                 try:
-                    result = self._extractor(page.html, record.url)
+                    with self._pool.lease() as extract:
+                        result = extract(page.html, record.url)
                 except ExtractionError as exc:
                     _count(f"rejected:{exc.reason}")
                     yield beam.pvalue.TaggedOutput(REJECTS, reject_row(record, exc.reason, str(exc)))
