@@ -88,6 +88,10 @@ def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    # One page at a time: no BLAS/OpenMP thread pools (their per-thread reservations would eat the
+    # address-space cap on many-core machines if the extractor ever imports numpy).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
     return env
 
 
