@@ -5,14 +5,25 @@ Method: ``py-asciimath``'s Lark grammar (``ASCIIMath2Tex``), built once per proc
 use (about a second), then a few milliseconds per formula. Never raises: a formula the grammar
 rejects, one longer than ``MAX_ASCIIMATH_CHARS``, or a missing package gives the AsciiMath
 text unchanged (still readable math, just not TeX).
+
+Two py-asciimath 0.3.0 mistakes are worked around before parsing: the AsciiMath space ``\\ ``
+(backslash, space) came out as ``\\setminus``: it is dropped (spacing only); the text words
+``and``/``or``/``if`` came out as ``\\mathmr{...}`` (``or`` even as ``and``): they are given
+to the grammar as quoted text, which it writes ``\\text{...}``, unless the formula already
+holds quoted text (the grammar's quote rule breaks on several); any ``\\mathmr`` left is
+written ``\\mathrm``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 
 __all__ = ["MAX_ASCIIMATH_CHARS", "asciimath_to_latex"]
+
+_SPACE = re.compile(r"(?<!\\)\\ ")  # the AsciiMath space "\ " (not the "\\" of setminus)
+_WORD = re.compile(r"(?<![A-Za-z])(?:and|or|if)(?![A-Za-z])")  # words AsciiMath writes as text
 
 MAX_ASCIIMATH_CHARS = 1000
 
@@ -44,12 +55,15 @@ def asciimath_to_latex(asciimath: str) -> str:
     translator = _translator()
     if translator is None:
         return text
+    text = _SPACE.sub(" ", text)
+    if '"' not in text:  # its quoted-text rule breaks on several quoted strings in one formula
+        text = _WORD.sub(r'"\g<0>"', text)
     try:
         # _translate: the parse itself, without the per-call root-logger INFO line of translate()
         tex = translator._translate(text, displaystyle=False)
     except Exception:  # noqa: BLE001 - grammar rejects it: keep the AsciiMath text
         return text
-    tex = tex.strip()
+    tex = tex.strip().replace("\\mathmr{", "\\mathrm{")
     if tex.startswith("$") and tex.endswith("$") and len(tex) >= 2:
         tex = tex[1:-1].strip()
     return tex or text

@@ -66,6 +66,9 @@ __all__ = [
 MIN_ANCHOR_CHARS = 20  # whitespace-free characters for a block to be matched anywhere
 KEY_CHARS = 48  # characters of a block searched for (its start; its end is checked too)
 MAX_OCCURRENCES = 16  # places a block may match in the output (repeated text)
+# blocks x output characters above which a page is left as it is (each block is searched in
+# the output: about a second of searching at most)
+MAX_ALIGN_WORK = 2_000_000_000
 SHORT_WINDOW = 24  # a short block is kept only if found this close to the alignment cursor
 CONTAINER_SHARE = 0.8  # share of the kept text the main container must hold
 MAX_LINK_SHARE = 0.5  # a block with more of its text in links is navigation
@@ -427,6 +430,8 @@ def restore_dropped_sections(text: str, blocks: list[TextBlock], has_formula: Ca
     if not any(formula):
         return text, 0
     sq = _Squeezed(text)
+    if len(blocks) * len(sq.squeezed) > MAX_ALIGN_WORK:
+        return text, 0  # bounded cost: such a page keeps the extractor's text as it is
     _align(blocks, sq.squeezed)
     _mark_partly_kept(blocks, formula, sq.squeezed)
     if all(b.span is not None for b, f in zip(blocks, formula) if f):
@@ -434,11 +439,18 @@ def restore_dropped_sections(text: str, blocks: list[TextBlock], has_formula: Ca
     container = _main_container(blocks)
     if container is None:
         return text, 0
-    scope = [i for i, b in enumerate(blocks) if b.anchor and _within(b.element, container)]
+    index_of: dict[etree._Element, list[int]] = {}
+    for i, b in enumerate(blocks):
+        index_of.setdefault(b.element, []).append(i)
+
+    def blocks_in(region: etree._Element) -> list[int]:
+        return sorted(i for el in region.iter() for i in index_of.get(el, ()))
+
+    scope = [i for i in blocks_in(container) if blocks[i].anchor]
     regions = [(container, False)] + [(item, True) for item in _repeated_items(container)]
     insertions: list[tuple[int, int, str]] = []
     for region, whole in regions:
-        inside = [i for i, b in enumerate(blocks) if _within(b.element, region)]
+        inside = blocks_in(region)
         if not inside:
             continue
         marked = _boilerplate_elements(region)
@@ -474,15 +486,6 @@ def restore_dropped_sections(text: str, blocks: list[TextBlock], has_formula: Ca
         restored += chunk.count("\n") + 1
     out.append(text[prev:])
     return "".join(out), restored
-
-
-def _within(el: etree._Element, region: etree._Element) -> bool:
-    node = el
-    while node is not None:
-        if node is region:
-            return True
-        node = node.getparent()
-    return False
 
 
 def _runs(inside: list[int], blocks: list[TextBlock]) -> Iterable[tuple[int, int]]:
