@@ -158,7 +158,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     pipeline = beam.Pipeline(options=options)
     (
         pipeline
-        | "ReadRows" >> beam.io.ReadFromParquet(pattern)
+        | "ReadRows" >> beam.io.ReadFromParquet(pattern, validate=not dry_run)
         | "WriteCorpus" >> WriteCorpus(args.output, args.tokenizer, num_shards, args.row_group_mb)
     )
     result = beam_utils.run_pipeline(pipeline)
