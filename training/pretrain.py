@@ -32,6 +32,7 @@ How it departs from the paper (which does not describe its training code):
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -335,6 +336,17 @@ class _MetricsWriter:
 def run(cfg: PretrainConfig) -> dict:
     """Train per ``cfg``; returns the summary (also written to ``summary.json``)."""
     info = init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        # The DDP reducer must be freed while the process group is still registered: freeing it
+        # after ``destroy_process_group`` destroys the gloo group from C++ with the GIL held, which
+        # can deadlock with gloo's worker threads (pytorch/pytorch#56297).
+        gc.collect()
+        cleanup()
+
+
+def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
     prefetcher = None
     stop = _StopFlag()
     try:
@@ -492,7 +504,6 @@ def run(cfg: PretrainConfig) -> dict:
         stop.restore()
         if prefetcher is not None:
             prefetcher.close()
-        cleanup()
 
 
 def _finish(cfg, info, out, model, tokenizer, sources, data_state, layout, step, tokens_seen, elapsed, start_step,
