@@ -8,7 +8,11 @@ On the real HTML pages of ``shared/data/html`` it measures, for both extractors 
   math in the output (whitespace- and brace-insensitive);
 * main-text precision and recall against the reference main texts of ``main_text.jsonl``
   (65 readability pages), as bags of words (CJK characters count one by one; TeX control
-  words such as ``\\frac`` are markup and not counted), micro-averaged over words.
+  words such as ``\\frac`` are markup and not counted), micro-averaged over words;
+* the same on prose only ("P/R (prose)"): the math spans (``$..$``, ``$$..$$``, ``\\(..\\)``,
+  ``\\[..\\]``, environments) removed from the output and the reference first, since some
+  references render formulas as glyph text or leave them out, so kept formulas count as
+  false positives there.
 
 Usage::
 
@@ -31,7 +35,7 @@ import trafilatura
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.extract.html_math import extract_main_text
-from pipeline.extract.math_reference import find_source_formulas, retention
+from pipeline.extract.math_reference import find_source_formulas, retention, strip_output_math
 from pipeline.paths import shared_data_dir
 
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W_]+", re.UNICODE)
@@ -71,6 +75,9 @@ class Result:
     overlap: int = 0
     out_words: int = 0
     ref_words: int = 0
+    prose_overlap: int = 0  # the same, with the math removed from the output and the reference
+    prose_out_words: int = 0
+    prose_ref_words: int = 0
     per_page: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
@@ -111,12 +118,19 @@ def run(data: Path, repeat: int) -> tuple[dict[str, Result], list[dict]]:
                 res.overlap += sum((out & ref).values())
                 res.out_words += sum(out.values())
                 res.ref_words += sum(ref.values())
+                out, ref = bag_of_words(strip_output_math(text)), bag_of_words(strip_output_math(refs[row["file"]]))
+                res.prose_overlap += sum((out & ref).values())
+                res.prose_out_words += sum(out.values())
+                res.prose_ref_words += sum(ref.values())
     return results, rows
 
 
 def print_table(results: dict[str, Result]) -> None:
     base = results["trafilatura (plain)"]
-    header = f"{'extractor':22s} {'pages':>5s} {'pages/s/core':>12s} {'MB/s':>6s} {'speed vs plain':>14s} {'formula retention':>18s} {'precision':>9s} {'recall':>7s} {'F1':>6s}"
+    header = (
+        f"{'extractor':22s} {'pages':>5s} {'pages/s/core':>12s} {'MB/s':>6s} {'speed vs plain':>14s} "
+        f"{'formula retention':>18s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'P (prose)':>9s} {'R (prose)':>9s}"
+    )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
@@ -128,7 +142,8 @@ def print_table(results: dict[str, Result]) -> None:
         ret = f"{r.kept}/{r.formulas} = {r.kept / max(1, r.formulas):.1%}"
         print(
             f"{name:22s} {r.pages:5d} {pps:12.1f} {mbs:6.2f} {pps / (base.pages / base.cpu_s):13.2f}x "
-            f"{ret:>18s} {prec:9.3f} {rec:7.3f} {f1:6.3f}"
+            f"{ret:>18s} {prec:9.3f} {rec:7.3f} {f1:6.3f} "
+            f"{r.prose_overlap / max(1, r.prose_out_words):9.3f} {r.prose_overlap / max(1, r.prose_ref_words):9.3f}"
         )
 
 

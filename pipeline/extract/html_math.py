@@ -1,6 +1,6 @@
 """HTML -> main text with the math kept as TeX.
 
-Method (three steps, each in its own module):
+Method (four steps, each in its own module):
 
 1. ``math_formulas.rewrite_formulas``: on the parsed lxml tree, every formula held as markup
    (MathJax/KaTeX scripts and rendered output, MathML, Wikipedia math, LaTeX images, TeX
@@ -8,11 +8,17 @@ Method (three steps, each in its own module):
    characters the extractor keeps.
 2. ``trafilatura.extract`` on that tree (plain-text output, so nothing is Markdown-escaped):
    the main-text extraction and boilerplate removal are trafilatura's, unchanged.
-3. ``math_delimiters.rewrite_delimited_math`` on the extracted text: TeX the page holds as
+3. ``math_sections.restore_dropped_sections``: when formulas may have been dropped (fewer
+   marked formulas in the text than in the tree, or delimited TeX in the page), the
+   formula-bearing parts of the main content that trafilatura removed (example boxes,
+   formula-only paragraphs, the other posts of a thread) are put back in document order;
+   boilerplate is not. Pages without math skip this step, so their text is trafilatura's.
+4. ``math_delimiters.rewrite_delimited_math`` on the extracted text: TeX the page holds as
    text between the delimiters its MathJax/KaTeX reads (``\\(..\\)``, ``\\[..\\]``, ``$$..$$``,
    ``\\begin{align}``..., and the pairs the page configures such as ``$..$`` or ``##..##``;
    backtick AsciiMath when the page loads it, converted to LaTeX) is rewritten as
-   ``$..$``/``$$..$$``; the sentinels become ``$..$``/``$$..$$``.
+   ``$..$``/``$$..$$``; the sentinels become ``$..$``/``$$..$$``; two formulas that would touch
+   (``$a$$b$``, read as display math) get a space between them.
 
 ``num_formulas`` counts the formulas in the returned text (markup formulas that survived the
 extraction plus delimited ones). The title is trafilatura's title heuristic (``og:title``,
@@ -24,7 +30,8 @@ nesting costs nothing extra; at most ``MAX_FORMULAS`` formulas per page are conv
 ``math_formulas``). ``extract_main_text`` never raises: any failure gives an empty text.
 
 Departures from the paper: the paper does not describe its HTML extraction; this follows
-OpenWebMath's idea (keep the math as TeX during extraction) with trafilatura as the extractor.
+OpenWebMath's idea (keep the math as TeX during extraction) with trafilatura as the extractor,
+whose main-content choice is only added to (step 3), never changed.
 """
 
 from __future__ import annotations
@@ -41,7 +48,6 @@ from trafilatura.metadata import extract_title
 from .math_asciimath import asciimath_to_latex
 from .math_delimiters import append_formula, page_delimiters, rewrite_delimited_math
 from .math_formulas import DISPLAY_CLOSE, DISPLAY_OPEN, INLINE_CLOSE, INLINE_OPEN, SENTINELS, rewrite_formulas
-from .math_recovery import find_math_runs, restore_dropped_math
 from .math_sections import has_marked_formula, list_blocks, restore_dropped_sections
 
 __all__ = ["MAX_HTML_CHARS", "Extracted", "extract_main_text"]
@@ -50,7 +56,7 @@ LOG = logging.getLogger(__name__)
 
 MAX_HTML_CHARS = 4_000_000  # characters of HTML parsed per page; the rest is ignored
 
-_DISPLAY_HINT = re.compile(r"\$\$|\\\[|\\begin\{")
+_TEX_HINT = re.compile(r"\$\$|\\\[|\\\(|\\begin\{")  # delimited TeX may be in the page
 _MARKED = re.compile(
     f"{re.escape(DISPLAY_OPEN)}([^{SENTINELS}]*){re.escape(DISPLAY_CLOSE)}"
     f"|{re.escape(INLINE_OPEN)}([^{SENTINELS}]*){re.escape(INLINE_CLOSE)}"
@@ -134,11 +140,10 @@ def extract_main_text(html: str, url: str | None = None) -> Extracted:
         srcs = [s.get("src") or "" for s in root.iter("script")]
         delims = page_delimiters(scripts, srcs)
         stats = rewrite_formulas(root)
-        has_math = bool(stats.total or _DISPLAY_HINT.search(html, 0, MAX_HTML_CHARS) or _configured_math(delims))
-        runs = find_math_runs(root) if has_math else []
         text = trafilatura.extract(root, url=url, include_comments=True) or ""
-        text = restore_dropped_math(text, runs)
-        if has_math and text:
+        delimited = bool(_TEX_HINT.search(html, 0, MAX_HTML_CHARS) or _configured_math(delims))
+        marked_in_text = text.count(INLINE_OPEN) + text.count(DISPLAY_OPEN)
+        if text and (delimited or marked_in_text < stats.total):  # formulas may have been dropped
             text, _restored = restore_dropped_sections(text, list_blocks(root), _formula_test(delims))
         text, num_formulas = _finish_text(text, delims)
         return Extracted(text=text, title=title or None, num_formulas=num_formulas)

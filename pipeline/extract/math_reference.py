@@ -42,6 +42,7 @@ __all__ = [
     "normalize_tex",
     "output_math_segments",
     "retention",
+    "strip_output_math",
 ]
 
 _FLAGS = re.IGNORECASE | re.DOTALL
@@ -435,6 +436,12 @@ def output_math_segments(text: str) -> list[str]:
     for m in _OUT_MATH.finditer(text):
         segments.append(next(g for g in m.groups()[:5] if g is not None))
     return segments
+
+
+def strip_output_math(text: str) -> str:
+    """``text`` with its math (the spans ``output_math_segments`` finds) replaced by a space:
+    the prose left, to compare main texts whose references render formulas differently."""
+    return _OUT_MATH.sub(" ", text)
 
 
 def formula_retained(formula: SourceFormula, normalized_math: str, math_signature: str) -> bool:

@@ -1,46 +1,52 @@
 """Put back the formula-bearing parts of the main content that the main-text extractor dropped.
 
 Why: trafilatura decides paragraph by paragraph, from prose cues (text density, link density,
-class names), what is main text. On math pages it often removes whole parts of the main
-content whose prose is thin: worked examples and exercise boxes (``Simplify:``, a formula,
-``Solution``, a display formula), a forum's first post, a tutorial's exercise list. Their
-formulas go with them. ``math_recovery`` repairs a lone formula paragraph between two kept
-paragraphs; this module repairs dropped *sections*.
+class names), what is main text. On math pages it often removes parts of the main content
+whose prose is thin: a paragraph holding only a display formula, worked examples and exercise
+boxes (``Simplify:``, a formula, ``Solution``, a display formula), a tutorial's exercise list,
+all posts of a thread but one. Their formulas go with them.
 
-Method (runs only on pages that hold math, and changes nothing when no formula was dropped):
+Method (the caller runs it only when formulas may have been dropped):
 
-1. List the page's text blocks in document order: leaf block elements (``p``, ``li``, ``td``,
-   headings, ``div`` without block children ...), and the bare text a block element holds
-   between its block children. ``script``/``style``-like elements are not read.
-2. Align the blocks with the extracted text, whitespace-insensitively and in order: a block
-   is *kept* when its text is in the output (a block shorter than ``MIN_ANCHOR_CHARS`` only
-   counts when it is found right at the alignment cursor, since short texts such as
-   ``Answer`` occur everywhere).
-3. If every block that holds a formula is kept, stop. Otherwise find the *main container*:
-   the deepest element that holds at least ``CONTAINER_SHARE`` of the kept text (kept blocks
-   of at least ``MIN_ANCHOR_CHARS``). Formulas outside it (menus, tables of contents,
-   sidebars) stay out.
+1. List the page's text blocks in document order (``list_blocks``): leaf block elements
+   (``p``, ``li``, ``td``, headings, a ``div`` without block children ...) and the bare text a
+   block element holds between its block children. ``script``/``style``-like elements and
+   hidden ones (``hidden``, ``aria-hidden``, ``display:none``, ``d-none``/``sr-only``-like
+   classes) are not read; ``<br>`` is a line break.
+2. Align the blocks with the extracted text, ignoring whitespace and invisible characters.
+   Anchors: blocks of at least ``MIN_ANCHOR_CHARS`` whose places in the output form the
+   heaviest chain in document order (so a table of contents or a repeated heading cannot pull
+   the alignment away). Other blocks are searched in order between the anchors around them; a
+   short block (``Answer``) only right at the cursor. A dropped formula block whose formulas
+   are all in the output between its neighbours was only trimmed (a table cell) and is kept.
+3. If every block holding a formula is kept, stop. Otherwise the *main container* is the
+   deepest element holding at least ``CONTAINER_SHARE`` of the anchors' text. Formulas outside
+   it (menus, tables of contents, sidebars) stay out.
 4. Inside the container, each maximal run of consecutive dropped blocks is a candidate.
-   Blocks that are boilerplate are removed from it: inside ``nav``/``aside``/``footer``/
-   ``header``/``form``/``menu``, hidden (``hidden``, ``aria-hidden``, ``display:none``),
-   matched by trafilatura's own boilerplate rules (``trafilatura.xpaths.OVERALL_DISCARD_XPATH``,
-   evaluated inside the container only) or link-dense (more than ``MAX_LINK_SHARE`` of the text
-   in links: tables of contents, "related" lists). Of what remains, the span from the first to
-   the last block holding a formula is put back, together with the block just before it when
-   that block introduces it (a heading, or text ending in ``:``).
-5. Each restored span is inserted, one block per line, right after the output line of the
-   nearest kept block before it (else before the nearest kept block after it): the output
-   stays in document order.
+   Boilerplate blocks are removed from it: inside ``nav``/``aside``/``footer``/``header``/
+   ``form``/``menu``/``dialog``, matched by trafilatura's own boilerplate rules
+   (``trafilatura.xpaths.OVERALL_DISCARD_XPATH``, evaluated inside the container only), or
+   link-dense (more than ``MAX_LINK_SHARE`` of the text in links). Of what remains, the span
+   from the first to the last block holding a formula is put back, with the block just before
+   it when that one introduces it (a heading, or text ending in ``:``).
+5. Repeated items: when the container lies in an item that has alike siblings (same tag and
+   at least half the classes: forum posts, answers), the counterpart of the container in each
+   sibling is a region too, and its dropped runs holding a formula come back whole (minus
+   boilerplate), since the extractor kept that same part of one item.
+6. Each restored run is inserted, one block per line, after the output line of the nearest
+   anchor of the main container before it, else before the nearest one after it, so the
+   text stays in document order.
 
 Guarantees: the extracted text is only added to, never changed; nothing outside the main
-container and nothing that trafilatura's boilerplate rules, hidden-ness or link density mark
-is added; prose is only added between or just before formulas of a dropped run; pages
-without math, and pages whose formulas all survived, come back unchanged. Cost: one walk of
-the tree and one in-order search per block, only on math pages.
+container and its counterparts, and nothing that trafilatura's boilerplate rules, hidden-ness
+or link density mark, is added; a run comes back only if it holds a formula; a page whose
+formula blocks are all kept comes back unchanged. Cost: one walk of the tree and a few
+``str.find`` per block; pages with more than ``MAX_ALIGN_WORK`` blocks x output characters are
+left as they are.
 
 Departures: OpenWebMath modified its extractor's boilerplate rules instead; we keep
-trafilatura's main-content choice and add back only formula-bearing spans. The restored
-blocks lose their inner line breaks (``<br>``) and list bullets (one block per line).
+trafilatura's main-content choice and only add formula-bearing runs. Restored blocks lose list
+bullets and table layout (one block per line).
 """
 
 from __future__ import annotations
