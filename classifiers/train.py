@@ -294,9 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--validation-fraction", type=float, help=f"default {defaults.validation_fraction}")
     parser.add_argument("--max-tokens", type=int, help=f"default {defaults.max_tokens}")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    own = {f.name for f in dataclasses.fields(TrainConfig)}
     for f in dataclasses.fields(FastTextConfig):
-        kind = type(getattr(ft, f.name))
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, dest="ft_" + f.name,
+        flag = "fasttext-" + f.name if f.name in own else f.name  # --seed is the sampling seed
+        parser.add_argument("--" + flag.replace("_", "-"), type=type(getattr(ft, f.name)), dest="ft_" + f.name,
                             help=f"fastText {f.name}, default {getattr(ft, f.name)}")
     return parser
 

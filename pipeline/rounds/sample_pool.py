@@ -84,6 +84,16 @@ def write_pool(rows: Iterable[dict], output_dir: str, name: str = "part-00000-of
     return path
 
 
+def build_sample_pool(output_dir: str | os.PathLike, patterns: Iterable[str] = (SAMPLE_WARC_GLOB,)) -> str:
+    """The sample pool in ``output_dir`` (built on first use, reused after); returns the folder."""
+    output_dir = str(output_dir)
+    if not os.path.exists(os.path.join(output_dir, "part-00000-of-00001.parquet")):
+        tmp = output_dir + ".tmp"
+        write_pool(rows_from_archives(patterns), tmp)
+        os.replace(tmp, output_dir)
+    return output_dir
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.rounds.sample_pool", description=__doc__.split("\n")[0])
     parser.add_argument("--output", required=True, help="folder for the pool Parquet")

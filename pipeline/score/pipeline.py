@@ -123,7 +123,7 @@ def run(argv: list[str] | None = None) -> dict:
         return {"stage": "score", "dry_run": True, "parameters": vars(args), "output_schema": schema_with(schema, MATH_SCORE).names}
     stats = read_json(join(args.output, STATS))
     rejected = {k.split(":", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("rejected:")}
-    histogram = {b: stats.get(f"bin:{b}", 0) for b in range(HISTOGRAM_BINS)}
+    histogram = {str(b): stats.get(f"bin:{b}", 0) for b in range(HISTOGRAM_BINS)}
     scored = sum(histogram.values())
     summary = {
         "stage": "score",
