@@ -13,34 +13,52 @@ from typing import Any
 from pipeline import beam_utils
 
 
-def _first_int(summary: dict, *keys: str) -> int | None:
-    for key in keys:
-        value = summary.get(key)
+def _get(summary: dict, path: str):
+    node: Any = summary
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _first_int(summary: dict, *paths: str) -> int | None:
+    for path in paths:
+        value = _get(summary, path)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return int(value)
     return None
 
 
+# Where each stage's summary.json keeps its counts: (rows in, rows out, {reason label: mapping path}).
+_IN_KEYS = ("rows_in", "pages_read", "counts.input_rows", "pool_rows", "pages.in", "input_rows")
+_OUT_KEYS = ("rows_out", "pages_kept", "counts.kept", "recalled", "pages.kept", "rows", "kept")
+_REASON_MAPS = ("rejected", "skipped", "counts.removed", "counts.rejected", "rejects", "rejected_by_reason",
+                "removed_by_reason")
+
+
 def stage_rows(summaries: dict[str, dict]) -> list[tuple[str, int | None, int | None]]:
     """(stage, rows in, rows out) for each stage, from the keys the stages write."""
-    out = []
-    for name, s in summaries.items():
-        rows_in = _first_int(s, "rows_in", "pages_read", "input_rows", "pool_rows", "records_read")
-        rows_out = _first_int(s, "rows_out", "pages_kept", "kept", "recalled", "rows", "clean")
-        out.append((name, rows_in, rows_out))
-    return out
+    return [(name, _first_int(s, *_IN_KEYS), _first_int(s, *_OUT_KEYS)) for name, s in summaries.items()]
 
 
 def drop_reasons(summaries: dict[str, dict]) -> dict[str, dict[str, int]]:
-    """Per stage, every ``*_by_reason`` mapping merged: {stage: {reason: count}}."""
+    """Per stage, what was dropped or skipped and why: {stage: {reason: count}} (zero counts left out)."""
     result: dict[str, dict[str, int]] = {}
     for name, s in summaries.items():
         merged: dict[str, int] = {}
-        for key, value in s.items():
-            if key.endswith("by_reason") and isinstance(value, dict):
-                for reason, n in value.items():
-                    if isinstance(n, (int, float)):
+        for path in _REASON_MAPS:
+            mapping = _get(s, path)
+            if isinstance(mapping, dict):
+                for reason, n in mapping.items():
+                    if isinstance(n, (int, float)) and not isinstance(n, bool) and n:
                         merged[reason] = merged.get(reason, 0) + int(n)
+        per_benchmark = s.get("per_benchmark")
+        if isinstance(per_benchmark, dict):
+            for bench, info in per_benchmark.items():
+                pages = info.get("pages") if isinstance(info, dict) else None
+                if pages:
+                    merged[f"contaminated:{bench}"] = int(pages)
         if merged:
             result[name] = dict(sorted(merged.items(), key=lambda kv: -kv[1]))
     return result

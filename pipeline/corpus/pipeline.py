@@ -169,6 +169,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     summary = {
         "stage": "corpus",
         "input": args.input,
+        "rows_in": manifest["rows"],
         "rows": manifest["rows"],
         "tokens": manifest["tokens"],
         "num_shards": manifest["num_shards"],
