@@ -139,8 +139,8 @@ def train_round_classifier(cfg: RoundsConfig, r: int) -> dict:
     seed_files = expand_sources(cfg.seed)
     stats = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
     positives = itertools.chain(
-        sample_texts(discovered, k_discovered, seed=cfg.random_seed + r, stats=stats["discovered"]),
-        sample_texts(seed_files, k_seed, seed=cfg.random_seed + r, stats=stats["seed"]),
+        sample_texts(discovered, k_discovered, seed=cfg.random_seed, stats=stats["discovered"]),
+        sample_texts(seed_files, k_seed, seed=cfg.random_seed, stats=stats["seed"]),
     )
     negatives = iter_texts(expand_sources(join(out, "negatives")), stats=stats["negatives"])
     model_path = join(out, "model.bin")
