@@ -27,10 +27,12 @@ from training.rl.rewards import load_reward
 def _prepare_toy(cfg: GRPOJobConfig, out: Path) -> None:
     from training.rl.toy import warm_start_policy
 
-    paths = warm_start_policy(cfg.toy, out / "toy", progress=cfg.progress)
+    paths = warm_start_policy(cfg.toy, out / "toy", progress=cfg.progress, threads=cfg.model.threads)
     cfg.model.path = cfg.model.path or paths["policy"]
     cfg.data.path = cfg.data.path or paths["questions"]
     cfg.data.eval_path = cfg.data.eval_path or paths["eval"]
+    if not cfg.toy.instruction:
+        cfg.data.instruction = None  # prompt exactly as in the warm-up
 
 
 def _questions(cfg: GRPOJobConfig, tokenizer, path: str, limit: int | None, skips: SkipCounter):

@@ -23,6 +23,7 @@ class ModelConfig:
     dtype: str = "float32"
     device: str = "auto"
     gradient_checkpointing: bool = False
+    threads: int = 0  # CPU threads for torch (0: torch's default); 1 is fastest on a busy machine
     seed: int = 0
 
 
@@ -135,6 +136,7 @@ class ToyConfig:
     hidden_size: int = 64
     num_layers: int = 2
     vocab_size: int = 400
+    instruction: bool = True  # append the CoT instruction to the toy prompts (False: shorter, faster)
     seed: int = 0
 
 

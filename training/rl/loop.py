@@ -51,6 +51,8 @@ def load_policy(cfg: ModelConfig):
     """(model, tokenizer, device) from a ModelConfig: a checkpoint folder or a spec + tokenizer folder."""
     from training.modeling import load_model, load_tokenizer, pick_device
 
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     tok_path = cfg.tokenizer or cfg.path
     if tok_path is None:
         raise ValueError("model.tokenizer is needed when the model is built from model.config")

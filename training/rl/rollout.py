@@ -110,7 +110,7 @@ class Rollout:
 
     @staticmethod
     def concat(parts: Sequence[Rollout], pad_id: int) -> Rollout:
-        """Stack Rollouts (re-padding prompts on the left and completions on the right); groups are renumbered."""
+        """Stack Rollouts (re-padding prompts on the left and completions on the right); groups are renumbered 0, 1, ..."""
         if not parts:
             raise ValueError("nothing to concatenate")
         prompts, completions, groups = [], [], []
@@ -119,8 +119,9 @@ class Rollout:
             for i in range(len(part)):
                 prompts.append(part.prompt_ids[i][part.prompt_mask[i].bool()].tolist())
                 completions.append(part.completion_ids[i][part.completion_mask[i].bool()].tolist())
-            groups.append(part.group + offset)
-            offset += int(part.group.max()) + 1 if len(part) else 0
+            uniq, inverse = torch.unique(part.group, return_inverse=True)
+            groups.append(inverse + offset)
+            offset += len(uniq)
         p_ids, p_mask = left_pad(prompts, pad_id)
         c_ids, c_mask = right_pad(completions, pad_id)
 

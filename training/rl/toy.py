@@ -105,7 +105,7 @@ def toy_task_from_config(toy) -> ToyTask:
                    num_layers=toy.num_layers)
 
 
-def warm_start_policy(toy, directory: str | Path, progress: bool = False) -> dict[str, str]:
+def warm_start_policy(toy, directory: str | Path, progress: bool = False, threads: int = 0) -> dict[str, str]:
     """Build the toy task under ``directory`` and fine-tune a fresh tiny model on its (noisy) CoT
     responses with the unified trainer (SFT), so RL starts from a policy that knows the format
     but is right only part of the time. Returns the toy paths plus ``policy`` (checkpoint folder).
@@ -116,8 +116,9 @@ def warm_start_policy(toy, directory: str | Path, progress: bool = False) -> dic
 
     paths = build_toy_task(directory, toy_task_from_config(toy))
     sft = SFTJobConfig(
-        model=ModelConfig(config=paths["model_config"], tokenizer=paths["tokenizer"], seed=toy.seed),
-        data=PairDataConfig(path=paths["sft"], instruction=COT_INSTRUCTION, max_prompt_tokens=256,
+        model=ModelConfig(config=paths["model_config"], tokenizer=paths["tokenizer"], seed=toy.seed, threads=threads),
+        data=PairDataConfig(path=paths["sft"], instruction=COT_INSTRUCTION if toy.instruction else None,
+                            max_prompt_tokens=256,
                             max_response_tokens=256),
         optim=SFTOptimConfig(lr=toy.sft_lr), steps=toy.sft_steps, batch_size=toy.sft_batch_size,
         micro_batch_size=toy.sft_batch_size, output_dir=str(Path(directory) / "sft"), progress=progress,
