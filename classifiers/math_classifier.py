@@ -22,10 +22,9 @@ import fasttext
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from classifiers.fasttext_worker import MATH_LABEL, OTHER_LABEL, predict_math
 from classifiers.normalize import DEFAULT_MAX_TOKENS, normalize_text
 
-MATH_LABEL = "__label__math"
-OTHER_LABEL = "__label__other"
 LABELS = (MATH_LABEL, OTHER_LABEL)
 
 
@@ -52,7 +51,6 @@ class MathClassifier:
         self.model = model
         self.path = path
         self.max_tokens = max_tokens
-        self._num_labels = len(labels)
 
     @classmethod
     def load(cls, path: str, max_tokens: int | None = DEFAULT_MAX_TOKENS) -> MathClassifier:
@@ -67,22 +65,7 @@ class MathClassifier:
 
     def score_normalized(self, lines: Sequence[str]) -> list[float]:
         """Probabilities of math for texts already passed through ``normalize_text``."""
-        lines = list(lines)
-        if not lines:
-            return []
-        all_labels, all_probs = self.model.predict(lines, k=self._num_labels)
-        scores = []
-        for line, labels, probs in zip(lines, all_labels, all_probs):
-            if not line:
-                scores.append(0.0)
-                continue
-            p = 0.0
-            for label, prob in zip(labels, probs):
-                if label == MATH_LABEL:
-                    p = float(prob)
-                    break
-            scores.append(min(1.0, max(0.0, p)))
-        return scores
+        return predict_math(self.model, list(lines))
 
     def score(self, texts: Sequence[str]) -> list[float]:
         """The probability that each text is math, in [0, 1], in input order."""

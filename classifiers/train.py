@@ -35,18 +35,16 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import fasttext
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
-from classifiers.math_classifier import MATH_LABEL, OTHER_LABEL, MathClassifier
+from classifiers.fasttext_worker import MATH_LABEL, OTHER_LABEL
 from classifiers.metrics import binary_metrics
 from classifiers.normalize import DEFAULT_MAX_TOKENS, normalize_text
 from classifiers.text_sources import ReadStats, expand_sources, sample_texts
 from pipeline.beam_utils import write_json
 
 SHUFFLE_BUCKETS = 64
-VALIDATION_BATCH = 10_000
 
 
 @dataclass
@@ -164,9 +162,10 @@ def train_from_texts(
     work_dir = tempfile.mkdtemp(prefix="math-classifier-train-")
     try:
         train_path = os.path.join(work_dir, "train.txt")
-        validation: list[tuple[int, str]] = []
+        validation_path = os.path.join(work_dir, "validation.txt")
+        validation_labels: list[int] = []
 
-        def labelled() -> Iterable[str]:
+        def labelled(validation_file) -> Iterable[str]:
             for label, texts in ((1, positives), (0, negatives)):
                 kind = "positives" if label else "negatives"
                 for text in texts:
@@ -175,53 +174,50 @@ def train_from_texts(
                         counts["empty_after_normalization"] += 1
                         continue
                     if rng.random() < validation_fraction:
-                        validation.append((label, line))
+                        validation_file.write(line + "\n")
+                        validation_labels.append(label)
                         counts[f"validation_{kind}"] += 1
                         continue
                     counts[f"train_{kind}"] += 1
                     yield f"{MATH_LABEL if label else OTHER_LABEL} {line}"
 
-        _write_shuffled(labelled(), train_path, work_dir, seed)
+        with open(validation_path, "w", encoding="utf-8") as validation_file:
+            _write_shuffled(labelled(validation_file), train_path, work_dir, seed)
         if counts["train_positives"] == 0 or counts["train_negatives"] == 0:
             raise TrainingDataError(f"a class has no training example: {counts}")
 
-        local_model = os.path.join(work_dir, "model.bin")
+        local_model = output if "://" not in output else os.path.join(work_dir, "model.bin")
+        if local_model == output:
+            os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         started = time.perf_counter()
-        attempts = train_fasttext(train_path, local_model, cfg)
+        attempts, trained = train_fasttext(train_path, local_model, cfg,
+                                           validation_path if validation_labels else None)
         train_seconds = time.perf_counter() - started
-        model = fasttext.load_model(local_model)
-
-        classifier = MathClassifier(model, path=output, max_tokens=max_tokens)
-        metrics = None
-        if validation:
-            labels = [y for y, _ in validation]
-            scores: list[float] = []
-            for start in range(0, len(validation), VALIDATION_BATCH):
-                scores.extend(classifier.score_normalized([t for _, t in validation[start : start + VALIDATION_BATCH]]))
-            metrics = binary_metrics(labels, scores).to_dict()
-
-        _copy_out(local_model, output)
-        report = {
+        if local_model != output:
+            _copy_out(local_model, output)
+        metrics = binary_metrics(validation_labels, trained["scores"]).to_dict() if validation_labels else None
+        return {
             "model": output,
             "fasttext": dataclasses.asdict(cfg),
             "validation_fraction": validation_fraction,
             "max_tokens": max_tokens,
             "seed": seed,
             "counts": counts,
-            "vocabulary_size": len(model.words),
+            "vocabulary_size": trained["vocabulary_size"],
             "train_seconds": round(train_seconds, 3),
             "train_attempts": attempts,
             "validation": metrics,
             **(extra_report or {}),
         }
-        return report
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def train_fasttext(train_path: str, model_path: str, config: FastTextConfig, max_attempts: int = 3) -> int:
+def train_fasttext(train_path: str, model_path: str, config: FastTextConfig, validation_path: str | None = None,
+                   max_attempts: int = 3) -> tuple[int, dict]:
     """Train a fastText supervised model on ``train_path`` and save it to ``model_path``; returns
-    the number of attempts it took.
+    the number of attempts it took and ``{"scores": P(math) of each validation line,
+    "vocabulary_size": words}`` (scored in the training process, so the large model is not loaded twice).
 
     Training runs in a fresh interpreter (``classifiers/fasttext_worker.py`` explains why). When
     fastText still reports "Encountered NaN", it is retried with the next seed, up to
@@ -229,11 +225,16 @@ def train_fasttext(train_path: str, model_path: str, config: FastTextConfig, max
     """
     worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fasttext_worker.py")
     kwargs = config.fasttext_kwargs()
+    report = model_path + ".worker.json"
     for attempt in range(1, max_attempts + 1):
-        spec = {"input": train_path, "output": model_path, "kwargs": {**kwargs, "seed": config.seed + attempt - 1}}
+        spec = {"input": train_path, "output": model_path, "kwargs": {**kwargs, "seed": config.seed + attempt - 1},
+                "validation": validation_path, "report": report}
         done = subprocess.run([sys.executable, worker, json.dumps(spec)], capture_output=True, text=True)
         if done.returncode == 0:
-            return attempt
+            with open(report, encoding="utf-8") as fh:
+                trained = json.load(fh)
+            os.remove(report)
+            return attempt, trained
         if done.returncode != 3:
             raise RuntimeError(f"fastText training failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     raise RuntimeError(f"fastText training diverged (NaN) {max_attempts} times; lower --lr. {done.stderr.strip()[-500:]}")
