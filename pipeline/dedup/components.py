@@ -4,9 +4,9 @@ Method
 ------
 Nodes are strings whose order decides the representative (see ``transforms.node_key``).
 
-1. **Bucket stars.** Every LSH bucket becomes a star: each member is linked to the bucket's
-   smallest member (``BucketStarEdges``). A bucket of ``n`` members gives ``n - 1`` edges,
-   never the ``n (n - 1) / 2`` pairs.
+1. **Edges.** The verified near-duplicate edges (``verify.py``: candidates from LSH buckets,
+   each member linked to a few of the bucket's smallest members, kept when the exact Jaccard
+   reaches the threshold).
 2. **Large-star / small-star rounds** (Kiveris et al., "Connected Components in MapReduce
    and Beyond", SoCC 2014), unrolled ``rounds`` times:
 
@@ -24,8 +24,8 @@ Nodes are strings whose order decides the representative (see ``transforms.node_
 Memory
 ------
 Every step is one ``GroupByKey`` whose values are iterated (twice: once for the minimum,
-once to emit edges) and never copied into a list, so a bucket or a node with millions of
-members is streamed; Beam's runners page large groups in from shuffle (Dataflow: re-iterable
+once to emit edges) and never copied into a list, so a node with millions of neighbours
+is streamed; Beam's runners page large groups in from shuffle (Dataflow: re-iterable
 state-backed iterables). Duplicate edges are removed after every round with ``Distinct``.
 The pure functions ``large_star``/``small_star``/``connected_components`` are the reference
 implementation used by the tests.
@@ -36,7 +36,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam.metrics.metric import Metrics
 
 NAMESPACE = "dedup"
 Edge = tuple[str, str]  # (smaller node, larger node)
@@ -46,17 +45,6 @@ Edge = tuple[str, str]  # (smaller node, larger node)
 def normalize_edges(edges: Iterable[tuple]) -> set[tuple]:
     """Edges as a set of ``(smaller, larger)`` pairs without self-loops."""
     return {(min(a, b), max(a, b)) for a, b in edges if a != b}
-
-
-def star_edges(members: Iterable) -> Iterator[tuple]:
-    """Edges from each member of one bucket to the bucket's smallest member.
-
-    ``members`` must be re-iterable (it is read twice); nothing is copied.
-    """
-    m = min(members, default=None)
-    for v in members:
-        if v != m:
-            yield (m, v)
 
 
 def large_star_node(u, neighbours: Iterable) -> Iterator[tuple]:
@@ -122,36 +110,6 @@ def connected_components(edges: Iterable[tuple], max_rounds: int = 64) -> tuple[
 
 
 # ---------------------------------------------------------------- Beam transforms
-class _BucketStarFn(beam.DoFn):
-    def __init__(self):
-        self.buckets = Metrics.counter(NAMESPACE, "lsh_buckets")
-        self.shared = Metrics.counter(NAMESPACE, "lsh_buckets_shared")
-        self.largest = Metrics.distribution(NAMESPACE, "lsh_bucket_size")
-
-    def process(self, element):
-        _, members = element
-        self.buckets.inc()
-        n = 0
-        for edge in star_edges(members):
-            n += 1
-            yield edge
-        if n:
-            self.shared.inc()
-            self.largest.update(n + 1)
-
-
-class BucketStarEdges(beam.PTransform):
-    """``(bucket_key, node)`` -> distinct ``(bucket minimum, member)`` edges (stars, not all pairs)."""
-
-    def expand(self, entries):
-        return (
-            entries
-            | "GroupByBucket" >> beam.GroupByKey()
-            | "StarToBucketMin" >> beam.ParDo(_BucketStarFn())
-            | "DistinctEdges" >> beam.Distinct()
-        )
-
-
 def _both_directions(edge: Edge):
     a, b = edge
     yield (a, b)

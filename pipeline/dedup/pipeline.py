@@ -69,8 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output folder (local, gs:// or s3://)")
     p.add_argument("--shingle_size", type=int, default=d.shingle_size, help="tokens per shingle")
     p.add_argument("--num_perm", type=int, default=d.num_perm, help="MinHash permutations")
-    p.add_argument("--bands", type=int, default=d.bands, help="LSH bands")
-    p.add_argument("--rows", type=int, default=d.rows, help="signature values per band")
+    p.add_argument("--threshold", type=float, default=d.threshold,
+                   help="exact shingle Jaccard from which two pages are near-duplicates")
+    p.add_argument("--bands", type=int, default=None,
+                   help="LSH bands (default: candidate_bands_rows(threshold, num_perm); 32 for 0.7 and 128)")
+    p.add_argument("--rows", type=int, default=None, help="signature values per band (default: as --bands; 4)")
+    p.add_argument("--neighbours", type=int, default=3,
+                   help="each LSH bucket member is verified against this many of the bucket's smallest members")
     p.add_argument("--seed", type=int, default=d.seed, help="permutation seed (datasketch's default: 1)")
     p.add_argument("--keep", choices=KEEP_POLICIES, default="longest", help="representative of a component")
     p.add_argument("--cc_rounds", type=int, default=12, help="large/small-star rounds unrolled in the job")
@@ -119,7 +124,7 @@ def make_summary(stats: dict, parameters: dict) -> dict:
         "counts": counts,
         "consistent": consistent,
         "cluster_size_histogram": {b: hist[b] for b in sort_bins(hist)},
-        "lsh": {"star_edges": get("edges")},
+        "lsh": {"candidate_edges": get("candidates"), "verified_edges": get("edges")},
         "components": {
             "rounds": parameters["cc_rounds"],
             "fixpoint_violations": get("violations"),
@@ -138,13 +143,16 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
         "minhash": config.to_dict(),
         "s_curve": s_curve_table(config.bands, config.rows),
         "keep": args.keep,
+        "neighbours": args.neighbours,
+        "verification": "exact Jaccard of shingle-hash sets >= threshold for every candidate edge",
         "cc_rounds": cc_rounds,
         "url_dedup": "newest fetch_time per normalised URL; ties: smallest id, warc_path, warc_offset",
     }
     rows = pipeline | "ReadParquet" >> beam.io.ReadFromParquet(parquet_glob(args.input), validate=not dry_run)
     valid = rows | "Validate" >> ValidateRows()
     urls = valid["rows"] | "DedupUrls" >> DedupUrls()
-    near = urls["kept"] | "DedupNearDuplicates" >> DedupNearDuplicates(config, args.keep, cc_rounds, args.batch_size)
+    near = urls["kept"] | "DedupNearDuplicates" >> DedupNearDuplicates(config, args.keep, cc_rounds, args.batch_size,
+                                                                                   args.neighbours)
     url_removed = urls["removed"] | "ResolveKeptIds" >> ResolveKeptIds(near["children"])
     removed = (url_removed, near["removed"]) | "AllRemoved" >> beam.Flatten()
 
@@ -152,17 +160,21 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
     removed | "WriteRemoved" >> WriteParquetShards(join(args.output, "removed"), REMOVED_SCHEMA, 1)
     valid["rejects"] | "WriteRejects" >> WriteRejects(args.output)
 
-    count = beam.combiners.Count.Globally
+    def tally(pcoll, name: str, label: str):
+        """One ``(name, 1)`` per element: all statistics are summed by one ``CombinePerKey``."""
+        return pcoll | label >> beam.Map(lambda _, name=name: (name, 1))
+
     stats = [
-        valid["rows"] | "CountValid" >> count() | "StatValid" >> _stat("input_rows"),
+        tally(valid["rows"], "input_rows", "StatValid"),
         valid["rejects"] | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], 1)),
-        url_removed | "CountUrlRemoved" >> count() | "StatUrl" >> _stat("removed:url"),
-        near["removed"] | "CountNearRemoved" >> count() | "StatNear" >> _stat("removed:near_dup"),
-        near["kept"] | "CountKept" >> count() | "StatKept" >> _stat("kept"),
+        tally(url_removed, "removed:url", "StatUrl"),
+        tally(near["removed"], "removed:near_dup", "StatNear"),
+        tally(near["kept"], "kept", "StatKept"),
         near["kept"] | "Represented" >> beam.Map(lambda r: ("represented", r["dup_count"])),
         near["kept"] | "ClusterBins" >> beam.Map(lambda r: ("cluster_size:" + cluster_size_bin(r["dup_count"]), 1)),
-        near["no_shingles"] | "CountNoShingles" >> count() | "StatNoShingles" >> _stat("no_shingles"),
-        near["edges"] | "CountEdges" >> count() | "StatEdges" >> _stat("edges"),
+        tally(near["no_shingles"], "no_shingles", "StatNoShingles"),
+        tally(near["candidates"], "candidates", "StatCandidates"),
+        tally(near["edges"], "edges", "StatEdges"),
         near["violations"] | "StatViolations" >> _stat("violations"),
     ]
     (
@@ -198,10 +210,10 @@ def _plot(summary: dict, output: str) -> None:
     s = np.linspace(0, 1, 201)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(s, candidate_probability(s, mh["bands"], mh["rows"]))
-    ax.axvline(mh["threshold"], color="gray", ls="--", label=f"threshold {mh['threshold']:.3f}")
+    ax.axvline(mh["threshold"], color="gray", ls="--", label=f"verification threshold {mh['threshold']:.2f}")
     ax.set_xlabel("Jaccard similarity of two pages")
     ax.set_ylabel("P(candidate pair)")
-    ax.set_title(f"LSH S-curve: {mh['bands']} bands x {mh['rows']} rows")
+    ax.set_title(f"LSH S-curve (candidates, then exact verification): {mh['bands']} bands x {mh['rows']} rows")
     ax.legend()
     _save(fig, join(output, "s_curve.png"))
     plt.close(fig)
@@ -216,8 +228,10 @@ def _save(fig, path: str) -> None:
 def run(argv: list[str] | None = None) -> dict:
     """Runs the dedup stage; returns the summary (for a dry run: the parameters only)."""
     args, beam_args = build_parser().parse_known_args(argv)
-    config = MinHashConfig(shingle_size=args.shingle_size, num_perm=args.num_perm, bands=args.bands,
-                           rows=args.rows, seed=args.seed)
+    config = MinHashConfig.for_threshold(args.threshold, args.num_perm, args.bands, args.rows,
+                                         shingle_size=args.shingle_size, seed=args.seed)
+    if args.neighbours < 1:
+        raise ValueError("--neighbours must be >= 1")
     if args.cc_rounds < 1 or args.cc_max_rounds < args.cc_rounds:
         raise ValueError("need 1 <= --cc_rounds <= --cc_max_rounds")
     options = pipeline_options(beam_args)
@@ -236,6 +250,7 @@ def run(argv: list[str] | None = None) -> dict:
         run_pipeline(with_options)
         if dry_run:
             return {"stage": "dedup", "dry_run": True, "parameters": {"minhash": config.to_dict(), "keep": args.keep,
+                                                                      "neighbours": args.neighbours,
                                                                       "cc_rounds": rounds}}
         summary = read_json(join(args.output, SUMMARY))
         if summary["components"]["converged"]:

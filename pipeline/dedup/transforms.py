@@ -24,8 +24,9 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics.metric import Metrics
 
-from pipeline.dedup.components import NAMESPACE, BucketStarEdges, ConnectedComponents
-from pipeline.dedup.minhash import MinHashConfig, MinHasher, hash_shingles, shingles
+from pipeline.dedup.components import NAMESPACE, ConnectedComponents
+from pipeline.dedup.minhash import MinHashConfig, MinHasher, hash_shingles, shingle_fingerprint, shingles
+from pipeline.dedup.verify import BucketCandidateEdges, VerifyEdges
 from pipeline.dedup.urls import fetch_epoch, fetch_rank, normalize_url
 from pipeline.schema import make_reject
 
@@ -196,9 +197,11 @@ class DedupUrls(beam.PTransform):
 
 # ------------------------------------------------------------------------- near-duplicates
 class _BandKeysFn(beam.DoFn):
-    """A batch of rows -> ``(bucket key, node)`` for every band of every page with shingles."""
+    """A batch of rows -> ``(bucket key, node)`` for every band of every page with shingles,
+    and (tagged ``fingerprints``) ``(node, shingle fingerprint)`` for every such page."""
 
     NO_SHINGLES = "no_shingles"
+    FINGERPRINTS = "fingerprints"
 
     def __init__(self, config: MinHashConfig, keep: str):
         self.config = config
@@ -219,6 +222,7 @@ class _BandKeysFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.NO_SHINGLES, 1)
                 continue
             node = node_key(row, self.keep)
+            yield beam.pvalue.TaggedOutput(self.FINGERPRINTS, (node, shingle_fingerprint(h)))
             for key in self.hasher.band_keys(sig):
                 yield (key, node)
 
@@ -249,18 +253,23 @@ def _apply_components(element):
 
 
 class DedupNearDuplicates(beam.PTransform):
-    """MinHash LSH -> bucket stars -> connected components -> one page per component.
+    """MinHash LSH candidates -> exact-Jaccard verification -> connected components -> one page each.
 
     Input: rows with distinct ids (``DedupUrls`` output). Returns ``{"kept", "removed",
-    "children" (child id -> root id), "violations", "no_shingles", "edges"}``.
+    "children" (child id -> root id), "violations", "no_shingles", "candidates", "edges"
+    (verified)}``. ``neighbours``: how many of a bucket's smallest members each member is
+    checked against (see ``verify.bucket_candidate_edges``).
     """
 
     def __init__(self, config: MinHashConfig | None = None, keep: str = "longest", cc_rounds: int = 12,
-                 batch_size: int = 256):
+                 batch_size: int = 256, neighbours: int = 3):
         super().__init__()
         config = config or MinHashConfig()
         if keep not in KEEP_POLICIES:
             raise ValueError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
+        if neighbours < 1:
+            raise ValueError("neighbours must be >= 1")
+        self.neighbours = neighbours
         self.config = config
         self.keep = keep
         self.cc_rounds = cc_rounds
@@ -271,9 +280,10 @@ class DedupNearDuplicates(beam.PTransform):
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=min(16, self.batch_size), max_batch_size=self.batch_size)
             | "MinHashBands" >> beam.ParDo(_BandKeysFn(self.config, self.keep)).with_outputs(
-                _BandKeysFn.NO_SHINGLES, main="entries")
+                _BandKeysFn.NO_SHINGLES, _BandKeysFn.FINGERPRINTS, main="entries")
         )
-        edges = bands.entries | "BucketStars" >> BucketStarEdges()
+        candidates = bands.entries | "BucketCandidates" >> BucketCandidateEdges(self.neighbours)
+        edges = candidates | "VerifyEdges" >> VerifyEdges(bands[_BandKeysFn.FINGERPRINTS], self.config.threshold)
         cc = edges | "Components" >> ConnectedComponents(self.cc_rounds)
         children = cc["children"] | "ChildIds" >> beam.Map(_child_ids)
         credits = cc["children"] | "CreditRoot" >> beam.Map(_credit) | "SumCredits" >> beam.CombinePerKey(sum)
@@ -292,6 +302,7 @@ class DedupNearDuplicates(beam.PTransform):
             "children": children,
             "violations": cc["violations"],
             "no_shingles": bands[_BandKeysFn.NO_SHINGLES],
+            "candidates": candidates,
             "edges": edges,
         }
 

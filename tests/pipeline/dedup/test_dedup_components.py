@@ -10,15 +10,14 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.dedup.components import (
-    BucketStarEdges,
     ConnectedComponents,
     connected_components,
     is_star_forest,
     large_star_node,
     small_star_node,
-    star_edges,
 )
 from pipeline.dedup.transforms import _resolve_kept_ids, _url_removals
+from pipeline.dedup.verify import BucketCandidateEdges, _AttachSmallerFn, bucket_candidate_edges
 
 
 def union_find_labels(edges) -> dict:
@@ -77,7 +76,9 @@ class LazyGroup:
 @pytest.mark.parametrize(
     "fn, group",
     [
-        (lambda g: star_edges(g), LazyGroup(50_000, lambda i: f"node{(i * 7919) % 50_000:07d}")),
+        (lambda g: bucket_candidate_edges(g, 3), LazyGroup(50_000, lambda i: f"node{(i * 7919) % 50_000:07d}")),
+        (lambda g: _AttachSmallerFn().process(("u", g)),
+         LazyGroup(50_000, lambda i: (0, b"\x01" * 1200) if i == 30_000 else (1, f"node{i:07d}"))),
         (lambda g: large_star_node("node0025000", g), LazyGroup(50_000, lambda i: f"node{i:07d}")),
         (lambda g: small_star_node("node9999999", g), LazyGroup(50_000, lambda i: f"node{i:07d}")),
         (lambda g: _url_removals(("k", g)), LazyGroup(50_000, lambda i: ((0, -float(i % 977), f"id{i}"), f"id{i}", "u"))),
@@ -99,16 +100,16 @@ def test_group_steps_stream_without_materialising(fn, group):
 
 def test_beam_components_match_reference():
     rng = random.Random(3)
-    members = [(f"b{rng.randrange(60)}", f"n{rng.randrange(400):04d}") for _ in range(600)]
-    # reference: bucket stars, then components
+    members = sorted({(f"b{rng.randrange(60)}", f"n{rng.randrange(400):04d}") for _ in range(600)})
+    # reference: each member linked to the bucket's 2 smallest members, then components
     buckets: dict = {}
     for b, n in members:
         buckets.setdefault(b, set()).add(n)
-    ref_edges = {(min(ns), n) for ns in buckets.values() for n in ns if n != min(ns)}
+    ref_edges = {(s, n) for ns in buckets.values() for s in sorted(ns)[:2] for n in ns if s < n}
     labels, _ = connected_components(ref_edges)
     expected_children = sorted((n, r) for n, r in labels.items() if n != r)
     with beam.Pipeline(runner="FnApiRunner") as p:
-        cc = p | beam.Create(members) | BucketStarEdges() | ConnectedComponents(rounds=6)
+        cc = p | beam.Create(members) | BucketCandidateEdges(2) | ConnectedComponents(rounds=6)
         assert_that(cc["children"], equal_to(expected_children), label="children")
         assert_that(cc["violations"], equal_to([0]), label="converged")
 

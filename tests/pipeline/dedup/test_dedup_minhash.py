@@ -85,7 +85,7 @@ def test_s_curve_hand_computed():
     assert candidate_probability(0.8, 16, 8) == pytest.approx(0.9470, abs=1e-4)
     assert candidate_probability(1.0, 16, 8) == 1.0 and candidate_probability(0.0, 16, 8) == 0.0
     assert lsh_threshold(16, 8) == pytest.approx(0.7071, abs=1e-4)  # 16 ** (-1/8) = 2 ** (-1/2)
-    assert MinHashConfig().threshold == pytest.approx(2 ** -0.5)
+    assert MinHashConfig().to_dict()["lsh_midpoint"] == pytest.approx(32 ** -0.25, abs=1e-4)  # 0.4204
 
 
 def test_optimal_bands_rows_matches_datasketch_choice():
