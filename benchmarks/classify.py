@@ -23,6 +23,7 @@ import argparse
 import gzip
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -31,15 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import fasttext  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import fasttext
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from classifiers import MathClassifier, normalize_text  # noqa: E402
-from classifiers.math_classifier import MATH_LABEL, OTHER_LABEL  # noqa: E402
-from classifiers.train import FastTextConfig, train_from_texts  # noqa: E402
-from pipeline.paths import REPO_ROOT, SEED_DIR  # noqa: E402
-from pipeline.rounds.sample_pool import build_sample_pool  # noqa: E402
+from classifiers import MathClassifier, normalize_text
+from classifiers.math_classifier import MATH_LABEL, OTHER_LABEL
+from classifiers.train import FastTextConfig, train_from_texts
+from pipeline.paths import REPO_ROOT, SEED_DIR
+from pipeline.rounds.sample_pool import build_sample_pool
 
 
 def timed(fn):
@@ -80,7 +81,7 @@ def main() -> None:
 
     classifier = MathClassifier.load(model_path)
     texts = pool * args.repeat
-    ours, seconds = timed(lambda: [s for i in range(0, len(texts), 256) for s in classifier.score(texts[i:i + 256])])
+    _, seconds = timed(lambda: [s for i in range(0, len(texts), 256) for s in classifier.score(texts[i:i + 256])])
     rows.append(("score: MathClassifier.score, batches of 256", len(texts), seconds))
     model = classifier.model
 
@@ -111,7 +112,7 @@ def main() -> None:
     print(f"| {'what':<72} | {'docs':>7} | {'seconds':>8} | {'docs/s/core':>11} |")
     print(f"|{'-' * 74}|{'-' * 9}|{'-' * 10}|{'-' * 13}|")
     for name, docs, secs in rows:
-        rate = docs / secs if secs == secs and secs > 0 else float("nan")
+        rate = docs / secs if not math.isnan(secs) and secs > 0 else float("nan")
         print(f"| {name:<72} | {docs:>7,} | {secs:>8.2f} | {rate:>11,.0f} |")
 
 

@@ -51,7 +51,7 @@ def rows_from_archives(patterns: Iterable[str]) -> Iterator[dict]:
                 try:
                     decoded = decode_payload(record.payload, record.content_type,
                                              is_html=record.source_format == "html")
-                except Exception:  # noqa: BLE001 - an undecodable page is simply not in the sample pool
+                except Exception:  # noqa: BLE001, S112 - an undecodable page is simply not in the sample pool
                     continue
                 row = _row(record, decoded.text)
                 if row is not None:

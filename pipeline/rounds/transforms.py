@@ -94,7 +94,7 @@ def _sum_stats_of(pcoll, label: str):
 
 # ------------------------------------------------------------------------------------------ prepare
 def _new_positive(element):
-    page_id, groups = element
+    _, groups = element
     pages = list(groups["page"])
     if not pages:
         return

@@ -65,7 +65,7 @@ def input_schema(pattern: str) -> pa.Schema:
     matches = FileSystems.match([pattern])[0].metadata_list
     if not matches:
         raise FileNotFoundError(f"no Parquet file matches {pattern}")
-    first = sorted(m.path for m in matches)[0]
+    first = min(m.path for m in matches)
     with FileSystems.open(first, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         return pq.read_schema(fh)
 

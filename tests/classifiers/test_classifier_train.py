@@ -10,6 +10,7 @@ are the paper's, except a 20K hash bucket to keep the test's model at ~25 MB.
 import gzip
 import hashlib
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,7 +59,7 @@ def test_held_out_labelled_pages_are_separated(trained):
 
 
 def test_training_report_has_paper_settings_counts_and_validation_metrics(trained):
-    report = json.loads(open(report_path(str(trained["model"]))).read())
+    report = json.loads(Path(report_path(str(trained["model"]))).read_text())
     assert report["fasttext"] | {"bucket": 2_000_000} == {**FastTextConfig().__dict__, "bucket": 2_000_000}
     assert report["fasttext"]["dim"] == 256 and report["fasttext"]["word_ngrams"] == 3 and report["fasttext"]["epoch"] == 3
     counts = report["counts"]

@@ -9,9 +9,9 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import BEAM_RUNNERS
 
 from classifiers import MathClassifier
-from conftest import BEAM_RUNNERS
 from pipeline.rounds import run
 from pipeline.rounds.budget import ranking_key
 from pipeline.rounds.sample_pool import build_sample_pool

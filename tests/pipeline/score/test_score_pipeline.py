@@ -5,6 +5,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import DATAFLOW_DRY_RUN_ARGS
 
 from classifiers import MathClassifier
 from classifiers.train import FastTextConfig, train_from_texts
@@ -12,7 +13,6 @@ from pipeline.beam_utils import last_result
 from pipeline.rounds.sample_pool import build_sample_pool
 from pipeline.schema import MATH_SCORE, schema_with
 from pipeline.score import run
-from conftest import DATAFLOW_DRY_RUN_ARGS
 
 
 @pytest.fixture(scope="module")
