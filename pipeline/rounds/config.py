@@ -83,7 +83,7 @@ def _flag(name: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     defaults, ft = RoundsConfig(), FastTextConfig()
     p = argparse.ArgumentParser(prog="python -m pipeline.rounds", description=RoundsConfig.__doc__,
-                                argument_default=argparse.SUPPRESS)
+                                argument_default=argparse.SUPPRESS, allow_abbrev=False)
     p.add_argument("--config", help="YAML file with any of the options below (flags win over it)")
     for f in dataclasses.fields(RoundsConfig):
         if f.name == "fasttext":

@@ -48,7 +48,7 @@ DRY_RUN_INPUT_SCHEMA = schema_with(DOCUMENT_SCHEMA, DUP_COUNT)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline.score", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pipeline.score", description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--model", required=True, help="model written by classifiers.train (local, gs://, s3://)")
     p.add_argument("--input", required=True, help="folder of Parquet shards, or a glob / file")
     p.add_argument("--output", required=True, help="output folder (local, gs:// or s3://)")
