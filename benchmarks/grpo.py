@@ -9,6 +9,7 @@ peak resident memory (``ru_maxrss``) is its own. Then both losses are evaluated 
 inputs (same model, completions, advantages, reference log-probs) for every loss type and
 printed side by side. TRL's column is skipped with a note when ``trl`` is not installed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 PROMPT = "What is 3 + 5?"
-TEXTS = [f"User: What is {a} + {b}?\n\nAssistant: {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}." for a in range(10) for b in range(10)]
+TEXTS = [
+    f"User: What is {a} + {b}?\n\nAssistant: {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}."
+    for a in range(10)
+    for b in range(10)
+]
 TRL_LOSS = {"grpo": "grpo", "token": "bnpo", "dr_grpo": "dr_grpo"}
 
 
@@ -48,19 +53,34 @@ def _peak_mib() -> float:
 def run_ours(model_dir: str, steps: int, group: int, length: int, loss_type: str) -> dict:
     import torch
 
-    from training.rl.config import GRPOJobConfig, LossConfig, ModelConfig, OptimConfig, QuestionDataConfig, SamplingConfig
+    from training.rl.config import (
+        GRPOJobConfig,
+        LossConfig,
+        ModelConfig,
+        OptimConfig,
+        QuestionDataConfig,
+        SamplingConfig,
+    )
     from training.rl.data import Question
     from training.rl.loop import GRPORunner, load_policy
 
-    cfg = GRPOJobConfig(model=ModelConfig(path=model_dir), data=QuestionDataConfig(path="-", instruction=None),
-                        sampling=SamplingConfig(group_size=group, max_new_tokens=length, prompts_per_call=1),
-                        loss=LossConfig(beta=0.04, loss_type=loss_type), optim=OptimConfig(lr=1e-6),
-                        batch_size=group, micro_batch_size=group, steps_per_iteration=steps, progress=False,
-                        output_dir=tempfile.mkdtemp())
+    cfg = GRPOJobConfig(
+        model=ModelConfig(path=model_dir),
+        data=QuestionDataConfig(path="-", instruction=None),
+        sampling=SamplingConfig(group_size=group, max_new_tokens=length, prompts_per_call=1),
+        loss=LossConfig(beta=0.04, loss_type=loss_type),
+        optim=OptimConfig(lr=1e-6),
+        batch_size=group,
+        micro_batch_size=group,
+        steps_per_iteration=steps,
+        progress=False,
+        output_dir=tempfile.mkdtemp(),
+    )
     policy, tok, _ = load_policy(cfg.model)
     policy.generation_config.suppress_tokens = [tok.eos_token_id]  # exactly `length` tokens, like TRL below
-    runner = GRPORunner(cfg, policy, tok, [Question("0", PROMPT, "8")], lambda c, q: [float(len(x) % 3) for x in c],
-                        cfg.output_dir)
+    runner = GRPORunner(
+        cfg, policy, tok, [Question("0", PROMPT, "8")], lambda c, q: [float(len(x) % 3) for x in c], cfg.output_dir
+    )
     from training.rl.trainer import freeze_copy
 
     runner.ref_model = freeze_copy(policy)
@@ -72,8 +92,12 @@ def run_ours(model_dir: str, steps: int, group: int, length: int, loss_type: str
         times.append(time.perf_counter() - t0)
         gen.append(row["sample_seconds"])
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    return {"step_s": sum(times) / steps, "gen_share": sum(gen) / sum(times), "peak_mib": _peak_mib(),
-            "response_length": row["response_length"]}
+    return {
+        "step_s": sum(times) / steps,
+        "gen_share": sum(gen) / sum(times),
+        "peak_mib": _peak_mib(),
+        "response_length": row["response_length"],
+    }
 
 
 def run_trl(model_dir: str, steps: int, group: int, length: int, loss_type: str) -> dict:
@@ -93,13 +117,32 @@ def run_trl(model_dir: str, steps: int, group: int, length: int, loss_type: str)
         def on_step_end(self, args, state, control, **kw):
             times.append(time.perf_counter() - self.t0)
 
-    args = GRPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=group, num_generations=group,
-                      max_completion_length=length, learning_rate=1e-6, beta=0.04, loss_type=TRL_LOSS[loss_type],
-                      max_steps=steps + 1, logging_steps=1000, save_strategy="no", report_to=[], use_cpu=True,
-                      generation_kwargs={"suppress_tokens": [tok.eos_token_id]}, disable_tqdm=True,
-                      dataloader_num_workers=0, seed=0)
-    trainer = GRPOTrainer(model=model_dir, reward_funcs=lambda completions, **kw: [float(len(c) % 3) for c in completions],
-                          args=args, train_dataset=data, processing_class=tok, callbacks=[Timer()])
+    args = GRPOConfig(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=group,
+        num_generations=group,
+        max_completion_length=length,
+        learning_rate=1e-6,
+        beta=0.04,
+        loss_type=TRL_LOSS[loss_type],
+        max_steps=steps + 1,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        generation_kwargs={"suppress_tokens": [tok.eos_token_id]},
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=model_dir,
+        reward_funcs=lambda completions, **kw: [float(len(c) % 3) for c in completions],
+        args=args,
+        train_dataset=data,
+        processing_class=tok,
+        callbacks=[Timer()],
+    )
     trainer.train()
     timed = times[1:]  # the first step is a warm-up
     return {"step_s": sum(timed) / len(timed), "gen_share": None, "peak_mib": _peak_mib(), "response_length": length}
@@ -121,10 +164,12 @@ def loss_agreement(model_dir: str, group: int, length: int) -> list[dict]:
     completion_ids = torch.randint(3, len(tok), (group, length))
     completion_mask = torch.ones_like(completion_ids)
     for i in range(group):  # ragged lengths
-        completion_mask[i, length - 3 * i:] = 0
+        completion_mask[i, length - 3 * i :] = 0
     advantages = torch.randn(group)
     with torch.no_grad():
-        ref = completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask) + 0.05 * torch.randn(group, length)
+        ref = completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask) + 0.05 * torch.randn(
+            group, length
+        )
     rows = []
     try:
         from datasets import Dataset
@@ -133,17 +178,46 @@ def loss_agreement(model_dir: str, group: int, length: int) -> list[dict]:
         GRPOTrainer = None
     for ours_type, trl_type in TRL_LOSS.items():
         lp = completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
-        ours = float(policy_gradient_loss(lp, advantages.unsqueeze(1).expand(-1, length) * completion_mask, completion_mask,
-                                          ref_logprobs=ref, beta=0.04, loss_type=ours_type, max_length=length).loss.detach())
+        ours = float(
+            policy_gradient_loss(
+                lp,
+                advantages.unsqueeze(1).expand(-1, length) * completion_mask,
+                completion_mask,
+                ref_logprobs=ref,
+                beta=0.04,
+                loss_type=ours_type,
+                max_length=length,
+            ).loss.detach()
+        )
         theirs = None
         if GRPOTrainer is not None:
-            args = GRPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=group, num_generations=group,
-                              max_completion_length=length, beta=0.04, loss_type=trl_type, report_to=[], use_cpu=True)
-            trainer = GRPOTrainer(model=model_dir, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
-                                  args=args, train_dataset=Dataset.from_list([{"prompt": "x"}] * group), processing_class=tok)
-            inputs = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": completion_ids,
-                      "completion_mask": completion_mask, "advantages": advantages, "ref_per_token_logps": ref,
-                      "old_per_token_logps": None, "num_items_in_batch": completion_mask.sum()}
+            args = GRPOConfig(
+                output_dir=tempfile.mkdtemp(),
+                per_device_train_batch_size=group,
+                num_generations=group,
+                max_completion_length=length,
+                beta=0.04,
+                loss_type=trl_type,
+                report_to=[],
+                use_cpu=True,
+            )
+            trainer = GRPOTrainer(
+                model=model_dir,
+                reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+                args=args,
+                train_dataset=Dataset.from_list([{"prompt": "x"}] * group),
+                processing_class=tok,
+            )
+            inputs = {
+                "prompt_ids": prompt_ids,
+                "prompt_mask": prompt_mask,
+                "completion_ids": completion_ids,
+                "completion_mask": completion_mask,
+                "advantages": advantages,
+                "ref_per_token_logps": ref,
+                "old_per_token_logps": None,
+                "num_items_in_batch": completion_mask.sum(),
+            }
             theirs = float(trainer._compute_loss(trainer.model, inputs).detach())
         rows.append({"loss_type": ours_type, "trl_loss_type": trl_type, "ours": ours, "trl": theirs})
     return rows
@@ -169,24 +243,47 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         build_model(model_dir)
-        n_params = sum(p.numel() for p in __import__("training.modeling", fromlist=["x"]).load_model(model_dir).parameters())
+        n_params = sum(
+            p.numel() for p in __import__("training.modeling", fromlist=["x"]).load_model(model_dir).parameters()
+        )
         results = {}
         for side in ("ours", "trl"):
-            cmd = [sys.executable, __file__, "--worker", side, "--model-dir", str(model_dir), "--steps", str(a.steps),
-                   "--group-size", str(a.group_size), "--length", str(a.length), "--loss-type", a.loss_type,
-                   "--threads", str(a.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                side,
+                "--model-dir",
+                str(model_dir),
+                "--steps",
+                str(a.steps),
+                "--group-size",
+                str(a.group_size),
+                "--length",
+                str(a.length),
+                "--loss-type",
+                a.loss_type,
+                "--threads",
+                str(a.threads),
+            ]
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, check=False, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+            )
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
             results[side] = json.loads(line[-1][7:]) if line else {"error": (proc.stderr or proc.stdout)[-400:]}
         agreement = loss_agreement(str(model_dir), a.group_size, a.length)
-    print(f"\nGRPO step: 1 prompt x G={a.group_size} samples of {a.length} tokens, {n_params / 1e3:.0f}K-parameter Llama, "
-          f"beta 0.04, mu 1, loss_type {a.loss_type}, {a.steps} timed steps, {a.threads} thread(s), CPU\n")
+    print(
+        f"\nGRPO step: 1 prompt x G={a.group_size} samples of {a.length} tokens, {n_params / 1e3:.0f}K-parameter Llama, "
+        f"beta 0.04, mu 1, loss_type {a.loss_type}, {a.steps} timed steps, {a.threads} thread(s), CPU\n"
+    )
     print("| implementation | s / step | generation share | peak RSS (MiB) |")
     print("|---|---|---|---|")
     for side, name in (("ours", "ours (training.rl)"), ("trl", "TRL GRPOTrainer")):
         r = results[side]
         if "error" in r:
-            print(f"| {name} | skipped: {r['error'].strip().splitlines()[-1] if r['error'].strip() else 'failed'} | | |")
+            print(
+                f"| {name} | skipped: {r['error'].strip().splitlines()[-1] if r['error'].strip() else 'failed'} | | |"
+            )
             continue
         share = f"{100 * r['gen_share']:.0f}%" if r.get("gen_share") is not None else "n/a"
         print(f"| {name} | {r['step_s']:.3f} | {share} | {r['peak_mib']:.0f} |")

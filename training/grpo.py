@@ -7,6 +7,7 @@ per step: reward mean/std, accuracy, KL, clip fraction, response length, tokens/
 ``final/`` (policy and, with process supervision, ``final/prm``) and ``summary.json`` (counts,
 skipped rows by reason, PRM updates). See ``docs/grpo.md``.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,12 @@ def _initial_prm_training(runner: GRPORunner, cfg: GRPOJobConfig, questions) -> 
     if cfg.prm.initial_questions > 0:
         take = runner.questions.take(min(cfg.prm.initial_questions, len(questions)))
         for lo in range(0, len(take), max(cfg.questions_per_step, 1)):
-            rollout = runner.sampler.sample(runner.policy, [runner.prompt(q.question) for q in take[lo: lo + cfg.questions_per_step]],
-                                            take[lo: lo + cfg.questions_per_step], cfg.sampling.group_size)
+            rollout = runner.sampler.sample(
+                runner.policy,
+                [runner.prompt(q.question) for q in take[lo : lo + cfg.questions_per_step]],
+                take[lo : lo + cfg.questions_per_step],
+                cfg.sampling.group_size,
+            )
             rollout.rewards = torch.tensor(runner.reward_fn(rollout.texts, rollout.questions))
             rollout.correct = rollout.rewards > 0.5
             add_step_ends(rollout, runner.tokenizer, runner.token_text)
@@ -89,12 +94,14 @@ def run(cfg: GRPOJobConfig, callbacks: Sequence[Callable] = ()) -> dict:
     questions = _questions(cfg, tokenizer, cfg.data.path, cfg.data.limit, skips)
     if not questions:
         raise ValueError(f"no usable question in {cfg.data.path}: skipped {skips.summary()}")
-    eval_questions = (_questions(cfg, tokenizer, cfg.data.eval_path, cfg.data.eval_limit, SkipCounter())
-                      if cfg.data.eval_path else [])
+    eval_questions = (
+        _questions(cfg, tokenizer, cfg.data.eval_path, cfg.data.eval_limit, SkipCounter()) if cfg.data.eval_path else []
+    )
     reward_fn = load_reward(cfg.reward, cfg.reward_workers)
     prm = _make_prm(cfg, policy, tokenizer) if cfg.method == "grpo" and cfg.supervision == "process" else None
-    runner = GRPORunner(cfg, policy, tokenizer, questions, reward_fn, out, prm=prm, eval_questions=eval_questions,
-                        callbacks=callbacks)
+    runner = GRPORunner(
+        cfg, policy, tokenizer, questions, reward_fn, out, prm=prm, eval_questions=eval_questions, callbacks=callbacks
+    )
     initial_prm = _initial_prm_training(runner, cfg, questions) if prm is not None else None
     try:
         summary = runner.run()
@@ -111,8 +118,15 @@ def run(cfg: GRPOJobConfig, callbacks: Sequence[Callable] = ()) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_job_args(GRPOJobConfig, argv, __doc__)
     summary = run(cfg)
-    print(json.dumps({k: summary[k] for k in ("steps", "reward_first", "reward_last", "eval_accuracy",
-                                               "reference_resets", "skipped_rows")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in ("steps", "reward_first", "reward_last", "eval_accuracy", "reference_resets", "skipped_rows")
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ Writes ``config.json``, ``metrics.jsonl`` (response NLL, tokens/s, ...), ``loss.
 ``checkpoints/step_N``, ``final/`` and ``summary.json`` (NLL first/last, skipped rows by reason).
 See ``docs/sft.md``.
 """
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ The toy task is small-number addition written as two-line chain of thought; the 
 has half of its answers wrong, so the warmed-up policy is right only part of the time and GRPO
 has something to improve. The reward is the shared rule-based answer checker.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,16 @@ import torch
 
 from training.grpo import main as grpo_main
 from training.grpo import run as grpo_run
-from training.rl.config import GRPOJobConfig, LossConfig, ModelConfig, OptimConfig, PRMConfig, QuestionDataConfig, SamplingConfig, ToyConfig
+from training.rl.config import (
+    GRPOJobConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    PRMConfig,
+    QuestionDataConfig,
+    SamplingConfig,
+    ToyConfig,
+)
 from training.rl.data import build_prompt, load_questions
 from training.rl.generation import HFSampler, SamplingSettings
 from training.rl.rewards import RuleReward
@@ -29,21 +39,35 @@ def warm(tmp_path_factory):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # far faster than 2 threads for a model this small on a busy machine
-    toy = ToyConfig(enabled=True, num_questions=64, max_operand=3, noise=0.5, sft_steps=150, sft_batch_size=32,
-                    sft_lr=3e-3, instruction=False)
+    toy = ToyConfig(
+        enabled=True,
+        num_questions=64,
+        max_operand=3,
+        noise=0.5,
+        sft_steps=150,
+        sft_batch_size=32,
+        sft_lr=3e-3,
+        instruction=False,
+    )
     paths = warm_start_policy(toy, tmp_path_factory.mktemp("toy"), threads=1)
     yield paths
     torch.set_num_threads(threads)
 
 
 def _cfg(warm, out, **over) -> GRPOJobConfig:
-    base = dict(
-        model=ModelConfig(path=warm["policy"], threads=1),
-        data=QuestionDataConfig(path=warm["questions"], instruction=None),
-        sampling=SamplingConfig(group_size=8, max_new_tokens=24, prompts_per_call=8),
-        optim=OptimConfig(lr=1e-3), loss=LossConfig(beta=0.04), batch_size=64, micro_batch_size=64,
-        iterations=1, steps_per_iteration=2, output_dir=str(out), progress=False,
-    )
+    base = {
+        "model": ModelConfig(path=warm["policy"], threads=1),
+        "data": QuestionDataConfig(path=warm["questions"], instruction=None),
+        "sampling": SamplingConfig(group_size=8, max_new_tokens=24, prompts_per_call=8),
+        "optim": OptimConfig(lr=1e-3),
+        "loss": LossConfig(beta=0.04),
+        "batch_size": 64,
+        "micro_batch_size": 64,
+        "iterations": 1,
+        "steps_per_iteration": 2,
+        "output_dir": str(out),
+        "progress": False,
+    }
     base.update(over)
     return GRPOJobConfig(**base)
 
@@ -65,17 +89,41 @@ def test_grpo_raises_the_mean_reward_from_the_command_line(warm, tmp_path):
     questions = list({q.question: q for q in load_questions(warm["questions"])}.values())
     before = _sampled_reward(warm["policy"], questions)
     out = tmp_path / "run"
-    code = grpo_main([
-        "--config", str(REPO / "configs/grpo/tiny.yaml"), "--output-dir", str(out), "--toy.enabled", "false",
-        "--model.path", warm["policy"], "--data.path", warm["questions"], "--data.eval_path", warm["eval"],
-        "--data.instruction", "null", "--data.eval_limit", "16", "--sampling.max_new_tokens", "24",
-        "--iterations", "1", "--steps_per_iteration", "20", "--eval_every", "0", "--progress", "false",
-    ])
+    code = grpo_main(
+        [
+            "--config",
+            str(REPO / "configs/grpo/tiny.yaml"),
+            "--output-dir",
+            str(out),
+            "--toy.enabled",
+            "false",
+            "--model.path",
+            warm["policy"],
+            "--data.path",
+            warm["questions"],
+            "--data.eval_path",
+            warm["eval"],
+            "--data.instruction",
+            "null",
+            "--data.eval_limit",
+            "16",
+            "--sampling.max_new_tokens",
+            "24",
+            "--iterations",
+            "1",
+            "--steps_per_iteration",
+            "20",
+            "--eval_every",
+            "0",
+            "--progress",
+            "false",
+        ]
+    )
     assert code == 0
     after = _sampled_reward(str(out / "final"), questions)
     # measured: about 0.45 -> 0.8; the warm-up policy is right about half the time
     assert after >= before + 0.15, (before, after)
-    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    rows = [json.loads(line) for line in Path(out / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "reward_mean" in r]
     assert len(steps) == 20
     for key in ("reward_mean", "reward_std", "accuracy", "kl", "clip_fraction", "response_length", "tokens_per_s"):
@@ -98,12 +146,27 @@ def test_reference_is_reset_to_the_policy_at_each_iteration(warm, tmp_path):
             pol = dict(runner.policy.named_parameters())
             same = all(torch.equal(ref[k], pol[k]) for k in pol)
             frozen = not any(p.requires_grad for p in ref.values())
-            seen.append((runner.iteration, id(runner.ref_model), same, frozen,
-                         {k: v.detach().clone() for k, v in list(ref.items())[:3]}))
+            seen.append(
+                (
+                    runner.iteration,
+                    id(runner.ref_model),
+                    same,
+                    frozen,
+                    {k: v.detach().clone() for k, v in list(ref.items())[:3]},
+                )
+            )
 
-    summary = grpo_run(_cfg(warm, tmp_path, iterations=3, steps_per_iteration=1,
-                            sampling=SamplingConfig(group_size=4, max_new_tokens=16), batch_size=16),
-                       callbacks=[on_event])
+    summary = grpo_run(
+        _cfg(
+            warm,
+            tmp_path,
+            iterations=3,
+            steps_per_iteration=1,
+            sampling=SamplingConfig(group_size=4, max_new_tokens=16),
+            batch_size=16,
+        ),
+        callbacks=[on_event],
+    )
     assert [s[0] for s in seen] == [0, 1, 2] and summary["reference_resets"] == 3
     assert all(s[2] and s[3] for s in seen)  # each new reference equals the current policy and is frozen
     assert len({s[1] for s in seen}) == 3
@@ -112,11 +175,18 @@ def test_reference_is_reset_to_the_policy_at_each_iteration(warm, tmp_path):
 
 
 def test_process_supervision_runs_end_to_end_with_a_tiny_prm(warm, tmp_path):
-    cfg = _cfg(warm, tmp_path, supervision="process", iterations=2, steps_per_iteration=2,
-               prm=PRMConfig(lr=1e-3, initial_questions=8, initial_epochs=4, batch_size=32, micro_batch_size=32,
-                             replay_fraction=0.1))
+    cfg = _cfg(
+        warm,
+        tmp_path,
+        supervision="process",
+        iterations=2,
+        steps_per_iteration=2,
+        prm=PRMConfig(
+            lr=1e-3, initial_questions=8, initial_epochs=4, batch_size=32, micro_batch_size=32, replay_fraction=0.1
+        ),
+    )
     summary = grpo_run(cfg)
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    rows = [json.loads(line) for line in Path(tmp_path / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "reward_mean" in r]
     assert len(steps) == 4
     assert all(0.0 <= r["step_reward_mean"] <= 1.0 for r in steps)
@@ -132,7 +202,7 @@ def test_process_supervision_runs_end_to_end_with_a_tiny_prm(warm, tmp_path):
 
 def test_online_rft_runs_through_the_same_trainer(warm, tmp_path):
     summary = grpo_run(_cfg(warm, tmp_path, method="online_rft", steps_per_iteration=2))
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    rows = [json.loads(line) for line in Path(tmp_path / "metrics.jsonl").read_text().splitlines()]
     for r in rows:
         assert r["rows_trained"] == round(r["accuracy"] * 64)  # trained on the correct samples only
         assert r["kl"] == 0.0
@@ -141,7 +211,7 @@ def test_online_rft_runs_through_the_same_trainer(warm, tmp_path):
 
 def test_mu_above_one_uses_fixed_old_log_probs_and_clips(warm, tmp_path):
     grpo_run(_cfg(warm, tmp_path, mu=4, steps_per_iteration=1, optim=OptimConfig(lr=1e-2)))
-    row = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")][0]
+    row = json.loads(Path(tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert row["clip_fraction"] > 0  # later updates move the ratio out of [0.8, 1.2] for some tokens
 
 

@@ -1,4 +1,5 @@
 """Question converters on the real benchmarks, prompts, the step rule, PRM labelling and the replay buffer."""
+
 from __future__ import annotations
 
 import json
@@ -26,11 +27,14 @@ def tokenizer():
     return train_bpe_tokenizer(texts, vocab_size=300)
 
 
-@pytest.mark.parametrize("name,fmt,bench,n", [
-    ("gsm8k/test.jsonl.gz", "gsm8k", "gsm8k", 1319),
-    ("math/MATH_test.jsonl.gz", "math", "math", 5000),
-    ("cmath/test.jsonl.gz", "cmath", "cmath", 1098),
-])
+@pytest.mark.parametrize(
+    "name,fmt,bench,n",
+    [
+        ("gsm8k/test.jsonl.gz", "gsm8k", "gsm8k", 1319),
+        ("math/MATH_test.jsonl.gz", "math", "math", 5000),
+        ("cmath/test.jsonl.gz", "cmath", "cmath", 1098),
+    ],
+)
 def test_question_converters_on_bundled_benchmarks(benchmark_dir, name, fmt, bench, n):
     skips = SkipCounter()
     auto = load_questions(str(benchmark_dir / name), "auto", skips=skips)
@@ -51,13 +55,18 @@ def test_gsm8k_and_math_gold_answers(benchmark_dir):
 
 def test_unusable_rows_are_counted_not_lost(tmp_path):
     path = tmp_path / "q.jsonl"
-    path.write_text("\n".join([
-        json.dumps({"question": "What is 1 + 1?", "answer": "2"}),
-        json.dumps({"question": "", "answer": "2"}),
-        json.dumps({"question": "No gold"}),
-        "{not json",
-        json.dumps({"problem": "p", "solution": "no box here"}),
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"question": "What is 1 + 1?", "answer": "2"}),
+                json.dumps({"question": "", "answer": "2"}),
+                json.dumps({"question": "No gold"}),
+                "{not json",
+                json.dumps({"problem": "p", "solution": "no box here"}),
+            ]
+        )
+        + "\n"
+    )
     skips = SkipCounter()
     qs = load_questions(str(path), skips=skips)
     assert [q.gold for q in qs] == ["2"]
@@ -68,11 +77,23 @@ def test_parquet_questions_and_chat_pairs(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pylist([{"question": "Q1", "answer": "#### 5"}, {"question": "Q2", "answer": "#### 1,200"}]),
-                   tmp_path / "q.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{"question": "Q1", "answer": "#### 5"}, {"question": "Q2", "answer": "#### 1,200"}]),
+        tmp_path / "q.parquet",
+    )
     assert [q.gold for q in load_questions(str(tmp_path / "q.parquet"))] == ["5", "1200"]
-    (tmp_path / "p.jsonl").write_text(json.dumps({"messages": [
-        {"role": "system", "content": "s"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) + "\n")
+    (tmp_path / "p.jsonl").write_text(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "s"},
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"},
+                ]
+            }
+        )
+        + "\n"
+    )
     pairs = load_pairs(str(tmp_path / "p.jsonl"))
     assert (pairs[0].prompt, pairs[0].response) == ("hi", "yo")
 
@@ -110,8 +131,10 @@ def test_examples_from_steps_end_exactly_at_each_step(tokenizer):
 
 
 def test_math_shepherd_row():
-    row = {"input": "What is 2+3? Step 1: 2+3=5 ки\nStep 2: The answer is 5 ки",
-           "label": "What is 2+3? Step 1: 2+3=5 +\nStep 2: The answer is 5 -"}
+    row = {
+        "input": "What is 2+3? Step 1: 2+3=5 ки\nStep 2: The answer is 5 ки",
+        "label": "What is 2+3? Step 1: 2+3=5 +\nStep 2: The answer is 5 -",
+    }
     q, steps, labels = parse_math_shepherd(row)
     assert q == "What is 2+3?" and steps == ["Step 1: 2+3=5", "Step 2: The answer is 5"] and labels == ["+", "-"]
 

@@ -1,4 +1,5 @@
 """GRPO math against numbers computed by hand: advantages, KL, the clipped surrogate, the reductions, gradients."""
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ def test_equal_rewards_give_zero_advantage_without_nan(rewards):
         adv = outcome_advantages(torch.tensor(rewards), eps=eps)
         assert torch.equal(adv, torch.zeros(len(rewards)))
     steps = torch.tensor([rewards])
-    out = process_advantages(steps, torch.zeros_like(steps, dtype=torch.long), torch.ones_like(steps, dtype=torch.bool), 2, eps=0.0)
+    out = process_advantages(
+        steps, torch.zeros_like(steps, dtype=torch.long), torch.ones_like(steps, dtype=torch.bool), 2, eps=0.0
+    )
     assert torch.equal(out, torch.zeros(1, 2))
 
 
@@ -118,7 +121,10 @@ def test_grpo_loss_and_gradient_by_hand(loss_type):
     pi = [[0.5, 0.4], [0.2, 0.5, 0.8]]
     pr = [[0.25, 0.4], [0.4, 0.5, 0.4]]
     a = [[1.0, 1.0], [-0.5, -0.5, -0.5]]
-    tok = [[-a[i][t] + beta * (pr[i][t] / pi[i][t] - math.log(pr[i][t] / pi[i][t]) - 1) for t in range(len(pi[i]))] for i in range(2)]
+    tok = [
+        [-a[i][t] + beta * (pr[i][t] / pi[i][t] - math.log(pr[i][t] / pi[i][t]) - 1) for t in range(len(pi[i]))]
+        for i in range(2)
+    ]
     dtok = [[-a[i][t] + beta * (1 - pr[i][t] / pi[i][t]) for t in range(len(pi[i]))] for i in range(2)]
     if loss_type == "grpo":  # 1/G sum_i 1/|o_i| sum_t
         want = (sum(tok[0]) / 2 + sum(tok[1]) / 3) / 2
@@ -146,10 +152,11 @@ def test_micro_batch_losses_add_up_to_the_full_batch_loss():
     mask[:, 0] = 1
     for loss_type in ("grpo", "token", "dr_grpo"):
         full = policy_gradient_loss(logp, adv, mask, old_logprobs=old, ref_logprobs=ref, loss_type=loss_type).loss
-        norm = dict(num_sequences=6, num_tokens=int(mask.sum()), max_length=5)
+        norm = {"num_sequences": 6, "num_tokens": int(mask.sum()), "max_length": 5}
         parts = sum(
-            policy_gradient_loss(logp[s], adv[s], mask[s], old_logprobs=old[s], ref_logprobs=ref[s],
-                                 loss_type=loss_type, **norm).loss
+            policy_gradient_loss(
+                logp[s], adv[s], mask[s], old_logprobs=old[s], ref_logprobs=ref[s], loss_type=loss_type, **norm
+            ).loss
             for s in (slice(0, 2), slice(2, 5), slice(5, 6))
         )
         assert float(parts) == pytest.approx(float(full), abs=1e-6)
@@ -166,9 +173,14 @@ def test_reduce_loss_rejects_unknown_type():
 def _rollout(rewards, lengths, group):
     t = max(lengths)
     mask = torch.tensor([[1] * n + [0] * (t - n) for n in lengths])
-    return Rollout(prompt_ids=torch.ones(len(lengths), 2, dtype=torch.long), prompt_mask=torch.ones(len(lengths), 2, dtype=torch.long),
-                   completion_ids=torch.ones(len(lengths), t, dtype=torch.long), completion_mask=mask,
-                   group=torch.tensor(group), rewards=torch.tensor(rewards))
+    return Rollout(
+        prompt_ids=torch.ones(len(lengths), 2, dtype=torch.long),
+        prompt_mask=torch.ones(len(lengths), 2, dtype=torch.long),
+        completion_ids=torch.ones(len(lengths), t, dtype=torch.long),
+        completion_mask=mask,
+        group=torch.tensor(group),
+        rewards=torch.tensor(rewards),
+    )
 
 
 def test_gradient_coefficients_of_each_method():

@@ -17,6 +17,7 @@ Choices the paper leaves open, made here and documented:
 - Tokens after the last step end of an output (none, with the step rule of
   ``training.rl.steps``) get advantage 0.
 """
+
 from __future__ import annotations
 
 import torch
@@ -60,8 +61,9 @@ def tokens_from_sequence_advantages(advantages: torch.Tensor, completion_mask: t
     return advantages.to(torch.float32).unsqueeze(1) * completion_mask.to(torch.float32)
 
 
-def normalise_step_rewards(step_rewards: torch.Tensor, step_mask: torch.Tensor, scale: bool = True,
-                           eps: float = DEFAULT_EPS) -> torch.Tensor:
+def normalise_step_rewards(
+    step_rewards: torch.Tensor, step_mask: torch.Tensor, scale: bool = True, eps: float = DEFAULT_EPS
+) -> torch.Tensor:
     """Normalise the step rewards of ONE group ``[G, S]`` by the mean and std of all its real steps.
 
     ``step_mask`` marks the real steps (outputs have different step counts); padded entries are 0.
@@ -69,8 +71,14 @@ def normalise_step_rewards(step_rewards: torch.Tensor, step_mask: torch.Tensor, 
     return _normalise(step_rewards, step_mask, scale, eps)
 
 
-def process_advantages(step_rewards: torch.Tensor, step_ends: torch.Tensor, step_mask: torch.Tensor,
-                       num_tokens: int, scale: bool = True, eps: float = DEFAULT_EPS) -> torch.Tensor:
+def process_advantages(
+    step_rewards: torch.Tensor,
+    step_ends: torch.Tensor,
+    step_mask: torch.Tensor,
+    num_tokens: int,
+    scale: bool = True,
+    eps: float = DEFAULT_EPS,
+) -> torch.Tensor:
     """Per-token process-supervision advantages for ONE group of G outputs.
 
     Args:

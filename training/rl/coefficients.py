@@ -19,6 +19,7 @@ correct rows (training on the right answers, as the paper defines RFT); the othe
 contribute exactly zero gradient, so dropping them saves compute and makes the loss the mean
 over the kept samples.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,8 +79,9 @@ class GRPOOutcomeCoefficient:
         for g in torch.unique(rollout.group):
             rows = (rollout.group == g).nonzero().squeeze(1)
             adv[rows] = outcome_advantages(rollout.rewards[rows].float(), scale=self.scale, eps=self.eps)
-        return Coefficients(tokens_from_sequence_advantages(adv, rollout.completion_mask),
-                            torch.ones(len(rollout), dtype=torch.bool))
+        return Coefficients(
+            tokens_from_sequence_advantages(adv, rollout.completion_mask), torch.ones(len(rollout), dtype=torch.bool)
+        )
 
 
 class GRPOProcessCoefficient:
@@ -113,8 +115,7 @@ class GRPOProcessCoefficient:
         return Coefficients(values, torch.ones(len(rollout), dtype=torch.bool))
 
 
-def make_coefficient(method: str, supervision: str = "outcome", scale: bool = True,
-                     eps: float = DEFAULT_EPS):
+def make_coefficient(method: str, supervision: str = "outcome", scale: bool = True, eps: float = DEFAULT_EPS):
     """The coefficient for ``method`` in {sft, rft, online_rft, grpo} (GRPO: outcome or process supervision)."""
     if method == "sft":
         return SFTCoefficient()

@@ -4,6 +4,7 @@ Loaded with ``training.config.load_config``/``parse_job_args``: defaults < YAML 
 Every config validates itself on construction (``__post_init__``) and is written into
 ``config.json`` in the output directory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -172,8 +173,9 @@ class GRPOJobConfig:
         if self.supervision not in ("outcome", "process"):
             raise ValueError(f"supervision must be outcome or process, got {self.supervision!r}")
         if self.batch_size % self.sampling.group_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of sampling.group_size "
-                             f"({self.sampling.group_size})")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of sampling.group_size ({self.sampling.group_size})"
+            )
         if self.iterations < 1 or self.steps_per_iteration < 1 or self.mu < 1 or self.micro_batch_size < 1:
             raise ValueError("iterations, steps_per_iteration, mu and micro_batch_size must be >= 1")
         if not self.toy.enabled and not self.data.path:

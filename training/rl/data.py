@@ -14,6 +14,7 @@
   (question, newline, "Please reason step by step, and put your final answer within
   \\boxed{}."), through the tokenizer's chat template when it has one.
 """
+
 from __future__ import annotations
 
 import glob
@@ -60,7 +61,7 @@ def _expand(path: str) -> list[str]:
     if "://" in path:
         import fsspec
 
-        fs, _, paths = fsspec.get_fs_token_paths(path)
+        _fs, _, paths = fsspec.get_fs_token_paths(path)
         files = sorted(paths) if any(ch in path for ch in "*?[") else [path]
         return files
     if os.path.isdir(path):
@@ -132,8 +133,14 @@ def detect_format(row: dict) -> str:
     return "generic"
 
 
-def to_question(row: dict, fmt: str = "auto", index: int = 0, benchmark: str | None = None,
-                question_field: str = "question", answer_field: str = "answer") -> Question | str:
+def to_question(
+    row: dict,
+    fmt: str = "auto",
+    index: int = 0,
+    benchmark: str | None = None,
+    question_field: str = "question",
+    answer_field: str = "answer",
+) -> Question | str:
     """A ``Question`` from one row, or the reason (a string) why the row cannot be used."""
     from training.answers import gold_answer
 
@@ -157,9 +164,15 @@ def to_question(row: dict, fmt: str = "auto", index: int = 0, benchmark: str | N
     return Question(id=ident, question=str(text).strip(), gold=str(gold), benchmark=benchmark or bench)
 
 
-def load_questions(path: str, fmt: str = "auto", limit: int | None = None, benchmark: str | None = None,
-                   skips: SkipCounter | None = None, question_field: str = "question",
-                   answer_field: str = "answer") -> list[Question]:
+def load_questions(
+    path: str,
+    fmt: str = "auto",
+    limit: int | None = None,
+    benchmark: str | None = None,
+    skips: SkipCounter | None = None,
+    question_field: str = "question",
+    answer_field: str = "answer",
+) -> list[Question]:
     """All usable questions of ``path`` (at most ``limit``); unusable rows are counted in ``skips``."""
     skips = skips if skips is not None else SkipCounter()
     out: list[Question] = []
@@ -174,9 +187,15 @@ def load_questions(path: str, fmt: str = "auto", limit: int | None = None, bench
     return out
 
 
-def load_pairs(path: str, prompt_field: str = "prompt", response_field: str = "response",
-               gold_field: str = "gold", benchmark: str = "math", limit: int | None = None,
-               skips: SkipCounter | None = None) -> list[PromptResponse]:
+def load_pairs(
+    path: str,
+    prompt_field: str = "prompt",
+    response_field: str = "response",
+    gold_field: str = "gold",
+    benchmark: str = "math",
+    limit: int | None = None,
+    skips: SkipCounter | None = None,
+) -> list[PromptResponse]:
     """(prompt, response[, gold]) pairs for SFT or offline RFT; rows missing either text are counted in ``skips``.
 
     Chat-style rows (``{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}``) are
@@ -213,8 +232,9 @@ def _from_messages(messages: list) -> tuple[str | None, str | None]:
     return prompt, response
 
 
-def build_prompt(question: str, tokenizer=None, use_chat_template: bool = True,
-                 instruction: str | None = COT_INSTRUCTION) -> str:
+def build_prompt(
+    question: str, tokenizer=None, use_chat_template: bool = True, instruction: str | None = COT_INSTRUCTION
+) -> str:
     """The text the policy continues: the question plus the CoT instruction, as a chat turn when possible.
 
     With a tokenizer that has a chat template (and ``use_chat_template``), the user turn is
@@ -223,6 +243,7 @@ def build_prompt(question: str, tokenizer=None, use_chat_template: bool = True,
     """
     content = f"{question}\n{instruction}" if instruction else question
     if use_chat_template and tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                             add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
     return f"User: {content}\n\nAssistant:"

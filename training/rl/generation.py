@@ -7,6 +7,7 @@ installed: it pushes the policy's current weights into an in-process vLLM engine
 sampling stage. It is not exercised by the CPU tests (no vLLM there); the HF sampler is the
 reference.
 """
+
 from __future__ import annotations
 
 import time
@@ -54,8 +55,9 @@ class HFSampler:
         return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
 
     @torch.no_grad()
-    def sample(self, model, prompts: Sequence[str], questions: Sequence[Question | None], group_size: int,
-               greedy: bool = False) -> Rollout:
+    def sample(
+        self, model, prompts: Sequence[str], questions: Sequence[Question | None], group_size: int, greedy: bool = False
+    ) -> Rollout:
         """G = ``group_size`` completions for each prompt; rows ``i*G .. i*G+G-1`` answer prompt i.
 
         ``greedy`` decodes deterministically (for evaluation; use ``group_size=1``).
@@ -72,16 +74,24 @@ class HFSampler:
         completion_rows: list[list[int]] = []
         try:
             for lo in range(0, len(encoded), s.prompts_per_call):
-                chunk = encoded[lo: lo + s.prompts_per_call]
+                chunk = encoded[lo : lo + s.prompts_per_call]
                 ids, mask = left_pad(chunk, pad)
-                sampling = (dict(do_sample=False) if greedy else
-                            dict(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or None))
-                out = model.generate(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), **sampling,
-                    max_new_tokens=s.max_new_tokens, num_return_sequences=group_size,
-                    pad_token_id=pad, eos_token_id=eos, use_cache=True,
+                sampling = (
+                    {"do_sample": False}
+                    if greedy
+                    else {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k or None}
                 )
-                completions = out[:, ids.shape[1]:].cpu()
+                out = model.generate(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    **sampling,
+                    max_new_tokens=s.max_new_tokens,
+                    num_return_sequences=group_size,
+                    pad_token_id=pad,
+                    eos_token_id=eos,
+                    use_cache=True,
+                )
+                completions = out[:, ids.shape[1] :].cpu()
                 cmask = completion_mask_after_eos(completions, eos)
                 for j in range(completions.shape[0]):
                     prompt_rows.append(chunk[j // group_size])
@@ -96,13 +106,17 @@ class HFSampler:
         pad = self.tokenizer.pad_token_id
         p_ids, p_mask = left_pad(prompt_rows, pad)
         c_ids, c_mask = right_pad(completion_rows, pad)
-        texts = self.tokenizer.batch_decode(
-            [row for row in completion_rows], skip_special_tokens=True
-        )
+        texts = self.tokenizer.batch_decode([row for row in completion_rows], skip_special_tokens=True)
         group = torch.arange(len(completion_rows)) // group_size
-        return Rollout(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=c_ids, completion_mask=c_mask,
-                       group=group, texts=texts,
-                       questions=[questions[i // group_size] for i in range(len(completion_rows))])
+        return Rollout(
+            prompt_ids=p_ids,
+            prompt_mask=p_mask,
+            completion_ids=c_ids,
+            completion_mask=c_mask,
+            group=group,
+            texts=texts,
+            questions=[questions[i // group_size] for i in range(len(completion_rows))],
+        )
 
 
 class VLLMSampler(HFSampler):
@@ -132,8 +146,13 @@ class VLLMSampler(HFSampler):
         runner = self._llm.llm_engine.model_executor.driver_worker.model_runner
         runner.model.load_weights(model.state_dict().items())
         s = self.settings
-        params = SamplingParams(n=group_size, temperature=0.0 if greedy else s.temperature, top_p=s.top_p, top_k=s.top_k or -1,
-                                max_tokens=s.max_new_tokens)
+        params = SamplingParams(
+            n=group_size,
+            temperature=0.0 if greedy else s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k or -1,
+            max_tokens=s.max_new_tokens,
+        )
         encoded = self.encode_prompts(prompts)
         outputs = self._llm.generate([{"prompt_token_ids": p} for p in encoded], params, use_tqdm=False)
         prompt_rows, completion_rows = [], []

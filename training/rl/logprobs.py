@@ -6,6 +6,7 @@ logits of the completion positions are materialised (``logits_to_keep``), so the
 tensor is the only vocabulary-sized one. ``temperature`` divides the logits as the sampler did,
 so ratios and KL are measured on the sampling distribution (as TRL does).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,19 +24,29 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def completion_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
-                        completion_mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def completion_logprobs(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """``[N, T]`` log pi(completion_t | prompt, completion_<t); padding positions hold garbage (mask them)."""
     device = next(model.parameters()).device
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1).to(device)
     attention = torch.cat([prompt_mask, completion_mask], dim=1).to(device)
     num_completion = completion_ids.shape[1]
-    kwargs = dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids_from_mask(attention),
-                  use_cache=False)
+    kwargs = {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "position_ids": position_ids_from_mask(attention),
+        "use_cache": False,
+    }
     try:
         logits = model(**kwargs, logits_to_keep=num_completion + 1).logits
     except TypeError:  # a model without logits_to_keep
-        logits = model(**kwargs).logits[:, -(num_completion + 1):]
+        logits = model(**kwargs).logits[:, -(num_completion + 1) :]
     logits = logits[:, :-1]
     if temperature != 1.0:
         logits = logits / temperature

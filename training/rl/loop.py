@@ -18,6 +18,7 @@ Online RFT runs through the same loop with the RFT gradient coefficient and no r
 ``run_offline`` feeds fixed (prompt, response) pairs through the same trainer (SFT: GC = 1;
 offline RFT: GC = 1 for correct responses only).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,7 @@ from training.rl.rollout import Rollout, encode_pairs
 from training.rl.steps import TokenTexts
 from training.rl.trainer import PolicyGradientTrainer, UpdateSettings, freeze_copy
 
-GRPO_PANELS = {"reward": ("reward_mean", "accuracy", "eval_accuracy"), "kl": ("kl",),
-               "loss": ("loss", "clip_fraction")}
+GRPO_PANELS = {"reward": ("reward_mean", "accuracy", "eval_accuracy"), "kl": ("kl",), "loss": ("loss", "clip_fraction")}
 SFT_PANELS = {"loss": ("nll",)}
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -108,8 +108,9 @@ def save_checkpoint(directory: str | Path, model, tokenizer, state: dict) -> Non
         json.dump(state, fh, indent=1)
 
 
-def accuracy_of(model, sampler: HFSampler, questions: Sequence[Question], prompt_fn: Callable[[str], str],
-                reward_fn: RewardFn) -> float:
+def accuracy_of(
+    model, sampler: HFSampler, questions: Sequence[Question], prompt_fn: Callable[[str], str], reward_fn: RewardFn
+) -> float:
     """Greedy-decoding accuracy on ``questions`` (one output each)."""
     if not questions:
         return float("nan")
@@ -136,9 +137,18 @@ class GRPORunner:
     reference reset), ``"step_end"`` and ``"iteration_end"`` (after the PRM update).
     """
 
-    def __init__(self, cfg: GRPOJobConfig, policy, tokenizer, questions: Sequence[Question], reward_fn: RewardFn,
-                 output_dir: str | Path, prm: ProcessRewardModel | None = None,
-                 eval_questions: Sequence[Question] = (), callbacks: Sequence[Callable] = ()) -> None:
+    def __init__(
+        self,
+        cfg: GRPOJobConfig,
+        policy,
+        tokenizer,
+        questions: Sequence[Question],
+        reward_fn: RewardFn,
+        output_dir: str | Path,
+        prm: ProcessRewardModel | None = None,
+        eval_questions: Sequence[Question] = (),
+        callbacks: Sequence[Callable] = (),
+    ) -> None:
         self.cfg, self.policy, self.tokenizer = cfg, policy, tokenizer
         self.reward_fn, self.prm = reward_fn, prm
         self.output_dir = Path(output_dir)
@@ -148,16 +158,31 @@ class GRPORunner:
         s = cfg.sampling
         settings = SamplingSettings(s.max_new_tokens, s.temperature, s.top_p, s.top_k, s.prompts_per_call)
         self.sampler = self._make_sampler(settings)
-        self.coefficient = make_coefficient("grpo" if cfg.method == "grpo" else "online_rft", cfg.supervision,
-                                            cfg.loss.scale_advantages, cfg.loss.advantage_eps)
+        self.coefficient = make_coefficient(
+            "grpo" if cfg.method == "grpo" else "online_rft",
+            cfg.supervision,
+            cfg.loss.scale_advantages,
+            cfg.loss.advantage_eps,
+        )
         if cfg.method == "grpo" and cfg.supervision == "process" and prm is None:
             raise ValueError("process supervision needs a process reward model")
         opt, sched = make_optimizer(policy.parameters(), cfg.optim)
         beta = cfg.loss.beta if cfg.method == "grpo" else 0.0
-        self.trainer = PolicyGradientTrainer(policy, opt, UpdateSettings(
-            beta=beta, clip_eps=cfg.loss.clip_eps, loss_type=cfg.loss.loss_type, mu=cfg.mu,
-            micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.optim.grad_clip, temperature=s.temperature,
-            max_length=s.max_new_tokens), sched)
+        self.trainer = PolicyGradientTrainer(
+            policy,
+            opt,
+            UpdateSettings(
+                beta=beta,
+                clip_eps=cfg.loss.clip_eps,
+                loss_type=cfg.loss.loss_type,
+                mu=cfg.mu,
+                micro_batch_size=cfg.micro_batch_size,
+                grad_clip=cfg.optim.grad_clip,
+                temperature=s.temperature,
+                max_length=s.max_new_tokens,
+            ),
+            sched,
+        )
         self.prm_optimizer = None
         if prm is not None:
             self.prm_optimizer, _ = make_optimizer(prm.model.parameters(), OptimConfig(lr=cfg.prm.lr))
@@ -189,8 +214,9 @@ class GRPORunner:
 
     def sample_and_score(self, questions: Sequence[Question]) -> Rollout:
         """Sample G outputs per question and attach rewards, correctness and (process) step rewards."""
-        rollout = self.sampler.sample(self.policy, [self.prompt(q.question) for q in questions], list(questions),
-                                      self.cfg.sampling.group_size)
+        rollout = self.sampler.sample(
+            self.policy, [self.prompt(q.question) for q in questions], list(questions), self.cfg.sampling.group_size
+        )
         rewards = self.reward_fn(rollout.texts, rollout.questions)
         rollout.rewards = torch.tensor(rewards, dtype=torch.float32)
         rollout.correct = rollout.rewards > 0.5
@@ -203,8 +229,14 @@ class GRPORunner:
     def train_prm(self, examples: list, epochs: int) -> dict[str, float]:
         """Train the PRM on ``examples`` mixed with the replay of earlier data; then add them to the history."""
         mixed = self.replay.mix(examples)
-        stats = self.prm.fit(mixed, self.prm_optimizer, epochs=epochs, batch_size=self.cfg.prm.batch_size,
-                             micro_batch_size=self.cfg.prm.micro_batch_size, seed=self.cfg.seed + self.iteration)
+        stats = self.prm.fit(
+            mixed,
+            self.prm_optimizer,
+            epochs=epochs,
+            batch_size=self.cfg.prm.batch_size,
+            micro_batch_size=self.cfg.prm.micro_batch_size,
+            seed=self.cfg.seed + self.iteration,
+        )
         stats["prm_fresh"] = float(len(examples))
         stats["prm_replayed"] = float(len(mixed) - len(examples))
         self.replay.add(examples)
@@ -244,13 +276,18 @@ class GRPORunner:
         plots = plot_curves(log.rows, self.output_dir, GRPO_PANELS)
         step_rows = [r for r in log.rows if "reward_mean" in r]
         summary = {
-            "method": cfg.method, "supervision": cfg.supervision, "steps": self.step, "iterations": cfg.iterations,
-            "reference_resets": self.ref_resets, "seconds": time.perf_counter() - start,
+            "method": cfg.method,
+            "supervision": cfg.supervision,
+            "steps": self.step,
+            "iterations": cfg.iterations,
+            "reference_resets": self.ref_resets,
+            "seconds": time.perf_counter() - start,
             "reward_first": step_rows[0]["reward_mean"] if step_rows else None,
             "reward_last": step_rows[-1]["reward_mean"] if step_rows else None,
             "eval_accuracy": [r["eval_accuracy"] for r in log.rows if r.get("eval_accuracy") is not None],
             "skipped_updates": sum(1 for r in step_rows if r.get("skipped")),
-            "prm_updates": self.prm_history, "plots": [Path(p).name for p in plots],
+            "prm_updates": self.prm_history,
+            "plots": [Path(p).name for p in plots],
         }
         with open(self.output_dir / "summary.json", "w", encoding="utf-8") as fh:
             json.dump(summary, fh, indent=1)
@@ -270,12 +307,18 @@ class GRPORunner:
         std_in_group, flat = _group_stats(rollout)
         lengths = rollout.completion_mask.sum(1).float()
         row = {
-            "step": self.step, "iteration": self.iteration, "reward_mean": float(rollout.rewards.mean()),
+            "step": self.step,
+            "iteration": self.iteration,
+            "reward_mean": float(rollout.rewards.mean()),
             "reward_std": float(rollout.rewards.std()) if len(rollout) > 1 else 0.0,
-            "reward_std_in_group": std_in_group, "zero_advantage_groups": flat,
-            "accuracy": float(rollout.correct.float().mean()), "response_length": float(lengths.mean()),
-            "tokens_per_s": float(lengths.sum()) / max(sample_s, 1e-9), "sample_seconds": sample_s,
-            "lr": self.trainer.optimizer.param_groups[0]["lr"], "reference_resets": self.ref_resets,
+            "reward_std_in_group": std_in_group,
+            "zero_advantage_groups": flat,
+            "accuracy": float(rollout.correct.float().mean()),
+            "response_length": float(lengths.mean()),
+            "tokens_per_s": float(lengths.sum()) / max(sample_s, 1e-9),
+            "sample_seconds": sample_s,
+            "lr": self.trainer.optimizer.param_groups[0]["lr"],
+            "reference_resets": self.ref_resets,
             **{k: v for k, v in stats.items() if k not in ("rows",)},
         }
         if rollout.step_rewards is not None:
@@ -283,25 +326,31 @@ class GRPORunner:
             row["step_reward_mean"] = sum(flat_steps) / max(len(flat_steps), 1)
             row["steps_per_response"] = len(flat_steps) / max(len(rollout), 1)
         if self.eval_questions and cfg.eval_every and self.step % cfg.eval_every == 0:
-            row["eval_accuracy"] = accuracy_of(self.policy, self.sampler, self.eval_questions, self.prompt,
-                                               self.reward_fn)
+            row["eval_accuracy"] = accuracy_of(
+                self.policy, self.sampler, self.eval_questions, self.prompt, self.reward_fn
+            )
         row["step_seconds"] = time.perf_counter() - t0
         return row
 
     def _save(self, directory: Path) -> None:
-        save_checkpoint(directory, self.policy, self.tokenizer,
-                        {"step": self.step, "iteration": self.iteration, "reference_resets": self.ref_resets})
+        save_checkpoint(
+            directory,
+            self.policy,
+            self.tokenizer,
+            {"step": self.step, "iteration": self.iteration, "reference_resets": self.ref_resets},
+        )
         if self.prm is not None:
             self.prm.save(str(directory / "prm"), self.tokenizer)
 
 
-def filter_long_prompts(tokenizer, pairs: Sequence[PromptResponse], data_cfg,
-                        skips: SkipCounter) -> tuple[list[PromptResponse], list[str]]:
+def filter_long_prompts(
+    tokenizer, pairs: Sequence[PromptResponse], data_cfg, skips: SkipCounter
+) -> tuple[list[PromptResponse], list[str]]:
     """Render every prompt once (chat template, instruction) and drop those over ``max_prompt_tokens``
     (counted as ``prompt_too_long``), so no training batch can come up empty."""
     kept, texts = [], []
     for lo in range(0, len(pairs), 1024):
-        chunk = pairs[lo: lo + 1024]
+        chunk = pairs[lo : lo + 1024]
         rendered = [build_prompt(p.prompt, tokenizer, data_cfg.use_chat_template, data_cfg.instruction) for p in chunk]
         lengths = [len(ids) for ids in tokenizer(rendered, add_special_tokens=False)["input_ids"]]
         for pair, text, n in zip(chunk, rendered, lengths):
@@ -315,18 +364,34 @@ def filter_long_prompts(tokenizer, pairs: Sequence[PromptResponse], data_cfg,
     return kept, texts
 
 
-def run_offline(cfg: SFTJobConfig, policy, tokenizer, pairs: Sequence[PromptResponse], output_dir: str | Path,
-                reward_fn: RewardFn | None = None, skips: SkipCounter | None = None,
-                callbacks: Sequence[Callable] = ()) -> dict:
+def run_offline(
+    cfg: SFTJobConfig,
+    policy,
+    tokenizer,
+    pairs: Sequence[PromptResponse],
+    output_dir: str | Path,
+    reward_fn: RewardFn | None = None,
+    skips: SkipCounter | None = None,
+    callbacks: Sequence[Callable] = (),
+) -> dict:
     """SFT (GC = 1) or offline RFT (GC = 1 on correct responses) on fixed pairs through the unified trainer."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     skips = skips if skips is not None else SkipCounter()
     coefficient = make_coefficient(cfg.method)
     opt, sched = make_optimizer(policy.parameters(), cfg.optim)
-    trainer = PolicyGradientTrainer(policy, opt, UpdateSettings(
-        beta=0.0, loss_type=cfg.loss_type, micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.optim.grad_clip,
-        max_length=cfg.data.max_response_tokens), sched)
+    trainer = PolicyGradientTrainer(
+        policy,
+        opt,
+        UpdateSettings(
+            beta=0.0,
+            loss_type=cfg.loss_type,
+            micro_batch_size=cfg.micro_batch_size,
+            grad_clip=cfg.optim.grad_clip,
+            max_length=cfg.data.max_response_tokens,
+        ),
+        sched,
+    )
     d = cfg.data
     pairs, prompt_texts = filter_long_prompts(tokenizer, pairs, d, skips)
     prompts = {id(p): t for p, t in zip(pairs, prompt_texts)}
@@ -342,15 +407,25 @@ def run_offline(cfg: SFTJobConfig, policy, tokenizer, pairs: Sequence[PromptResp
         for step in range(1, cfg.steps + 1):
             t0 = time.perf_counter()
             batch = stream.take(cfg.batch_size)
-            rollout = encode_pairs(tokenizer, batch, [prompts[id(p)] for p in batch], d.max_prompt_tokens,
-                                   d.max_response_tokens, skips if stream.epochs <= 1 else SkipCounter())
+            rollout = encode_pairs(
+                tokenizer,
+                batch,
+                [prompts[id(p)] for p in batch],
+                d.max_prompt_tokens,
+                d.max_response_tokens,
+                skips if stream.epochs <= 1 else SkipCounter(),
+            )
             if cfg.method == "rft":
                 rollout.rewards = torch.tensor(reward_fn(rollout.texts, rollout.questions), dtype=torch.float32)
             stats = trainer.update(rollout, coefficient(rollout))
-            row = {"step": step, "epoch": stream.epochs, "lr": opt.param_groups[0]["lr"],
-                   "response_length": float(rollout.completion_mask.sum(1).float().mean()),
-                   "tokens_per_s": stats.get("tokens", 0.0) / max(stats["update_seconds"], 1e-9),
-                   **{k: v for k, v in stats.items() if k not in ("kl", "clip_fraction", "policy_loss", "loss")}}
+            row = {
+                "step": step,
+                "epoch": stream.epochs,
+                "lr": opt.param_groups[0]["lr"],
+                "response_length": float(rollout.completion_mask.sum(1).float().mean()),
+                "tokens_per_s": stats.get("tokens", 0.0) / max(stats["update_seconds"], 1e-9),
+                **{k: v for k, v in stats.items() if k not in ("kl", "clip_fraction", "policy_loss", "loss")},
+            }
             if rollout.rewards is not None:
                 row["accuracy"] = float(rollout.rewards.mean())
             row["step_seconds"] = time.perf_counter() - t0
@@ -364,10 +439,17 @@ def run_offline(cfg: SFTJobConfig, policy, tokenizer, pairs: Sequence[PromptResp
     save_checkpoint(output_dir / "final", policy, tokenizer, {"step": cfg.steps})
     plots = plot_curves(log.rows, output_dir, SFT_PANELS)
     nll = [r["nll"] for r in log.rows if isinstance(r.get("nll"), float) and math.isfinite(r["nll"])]
-    summary = {"method": cfg.method, "steps": cfg.steps, "pairs": len(pairs), "epochs": stream.epochs,
-               "nll_first": nll[0] if nll else None, "nll_last": nll[-1] if nll else None,
-               "skipped_rows": skips.summary(), "seconds": time.perf_counter() - start,
-               "plots": [Path(p).name for p in plots]}
+    summary = {
+        "method": cfg.method,
+        "steps": cfg.steps,
+        "pairs": len(pairs),
+        "epochs": stream.epochs,
+        "nll_first": nll[0] if nll else None,
+        "nll_last": nll[-1] if nll else None,
+        "skipped_rows": skips.summary(),
+        "seconds": time.perf_counter() - start,
+        "plots": [Path(p).name for p in plots],
+    }
     with open(output_dir / "summary.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
     return summary

@@ -23,6 +23,7 @@ Micro-batching: ``reduce_loss`` takes the *whole batch's* normalisers (number of
 number of tokens), so the losses of the micro-batches add up to the loss of the full batch and
 gradient accumulation gives the same gradient as one big batch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Te
     return torch.exp(log_ratio) - log_ratio - 1.0
 
 
-def clipped_surrogate(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                      clip_eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_surrogate(
+    logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, clip_eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token ``-min(ratio*A, clip(ratio, 1-eps, 1+eps)*A)`` and a 0/1 tensor of clipped tokens.
 
     A token counts as clipped when the clipped branch is the smaller one, i.e. its gradient is 0.
@@ -51,8 +53,14 @@ def clipped_surrogate(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advant
     return -torch.minimum(unclipped, clipped), was_clipped
 
 
-def reduce_loss(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, num_sequences: int | None = None,
-                num_tokens: int | float | None = None, max_length: int | None = None) -> torch.Tensor:
+def reduce_loss(
+    per_token: torch.Tensor,
+    mask: torch.Tensor,
+    loss_type: str,
+    num_sequences: int | None = None,
+    num_tokens: float | None = None,
+    max_length: int | None = None,
+) -> torch.Tensor:
     """Reduce ``[N, T]`` per-token values to a scalar, with the normalisers of the whole batch.
 
     ``num_sequences``/``num_tokens`` default to this tensor's own (one micro-batch == the batch);
@@ -84,11 +92,20 @@ class LossParts:
     clip_fraction: torch.Tensor
 
 
-def policy_gradient_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
-                         old_logprobs: torch.Tensor | None = None, ref_logprobs: torch.Tensor | None = None,
-                         beta: float = 0.04, clip_eps: float = 0.2, loss_type: str = "grpo",
-                         num_sequences: int | None = None, num_tokens: int | float | None = None,
-                         max_length: int | None = None) -> LossParts:
+def policy_gradient_loss(
+    logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    old_logprobs: torch.Tensor | None = None,
+    ref_logprobs: torch.Tensor | None = None,
+    beta: float = 0.04,
+    clip_eps: float = 0.2,
+    loss_type: str = "grpo",
+    num_sequences: int | None = None,
+    num_tokens: float | None = None,
+    max_length: int | None = None,
+) -> LossParts:
     """The GRPO loss (clipped surrogate + beta * KL) for one (micro-)batch of ``[N, T]`` tensors.
 
     ``old_logprobs=None`` means pi_old = pi_theta (mu = 1): the current log-probs, detached, so no
@@ -98,7 +115,7 @@ def policy_gradient_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask:
         raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {LOSS_TYPES}")
     old = logprobs.detach() if old_logprobs is None else old_logprobs
     pg, clipped = clipped_surrogate(logprobs, old, advantages, clip_eps)
-    norm = dict(loss_type=loss_type, num_sequences=num_sequences, num_tokens=num_tokens, max_length=max_length)
+    norm = {"loss_type": loss_type, "num_sequences": num_sequences, "num_tokens": num_tokens, "max_length": max_length}
     policy = reduce_loss(pg, mask, **norm)
     if ref_logprobs is not None and beta != 0.0:
         kl_tok = per_token_kl(logprobs, ref_logprobs)

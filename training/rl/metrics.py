@@ -4,6 +4,7 @@
 crashed run keeps its history) and shows chosen keys in a tqdm bar; ``plot_curves`` draws
 reward/accuracy, KL and loss curves from the log as PNGs.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ class MetricsLog:
     def __init__(self, output_dir: str | Path, total_steps: int, progress: bool = True, desc: str = "train") -> None:
         self.path = Path(output_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run, closed in close()
         self.rows: list[dict] = []
         self._bar = None
         if progress:

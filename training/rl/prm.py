@@ -24,6 +24,7 @@ Departures: the paper's PRM follows Math-Shepherd (labels from completions rolle
 each step); sampling those completions is not done here (``examples_from_rollout`` uses the
 group's own samples instead). The paper's reward-model learning rate (2e-5) is the default.
 """
+
 from __future__ import annotations
 
 import random
@@ -49,8 +50,9 @@ class PRMExample:
     labels: tuple[float, ...]
 
 
-def examples_from_steps(tokenizer, prompt: str, steps: Sequence[str], labels: Sequence[float | int | bool | str],
-                        separator: str = "\n") -> PRMExample:
+def examples_from_steps(
+    tokenizer, prompt: str, steps: Sequence[str], labels: Sequence[float | int | bool | str], separator: str = "\n"
+) -> PRMExample:
     """A PRMExample from a prompt and a list of step texts with labels (``1``/``0``, ``True``/``False``, ``+``/``-``).
 
     The steps are joined with ``separator`` (a newline, which the step rule also uses), each
@@ -90,7 +92,7 @@ def parse_math_shepherd(row: dict) -> tuple[str, list[str], list[str]]:
     cursor = 0
     for piece in pieces[:-1]:
         cursor += len(piece)
-        labels.append(labelled[cursor: cursor + 1])
+        labels.append(labelled[cursor : cursor + 1])
         cursor += 1
         steps_raw.append(piece)
     if not steps_raw:
@@ -117,16 +119,19 @@ def examples_from_rows(tokenizer, rows: Iterable[dict], prompt_fn=lambda q: q) -
     return out
 
 
-def step_labels_by_shared_prefix(completions: Sequence[Sequence[int]], step_ends: Sequence[Sequence[int]],
-                                 correct: Sequence[bool]) -> list[list[float]]:
+def step_labels_by_shared_prefix(
+    completions: Sequence[Sequence[int]], step_ends: Sequence[Sequence[int]], correct: Sequence[bool]
+) -> list[list[float]]:
     """Outcome-derived step labels for ONE group: step j of sample i is good (1.0) when some correct
     sample of the group has the same tokens up to and including that step's end."""
     good_prefixes = set()
     for comp, ends, ok in zip(completions, step_ends, correct):
         if ok:
             good_prefixes.update(tuple(comp[: e + 1]) for e in ends)
-    return [[1.0 if tuple(comp[: e + 1]) in good_prefixes else 0.0 for e in ends]
-            for comp, ends in zip(completions, step_ends)]
+    return [
+        [1.0 if tuple(comp[: e + 1]) in good_prefixes else 0.0 for e in ends]
+        for comp, ends in zip(completions, step_ends)
+    ]
 
 
 def add_step_ends(rollout: Rollout, tokenizer, token_text: TokenTexts | None = None) -> Rollout:
@@ -222,7 +227,7 @@ class ProcessRewardModel:
         ids = torch.cat([p_ids, c_ids], 1).to(device)
         attn = torch.cat([p_mask, c_mask], 1).to(device)
         logits = self.model(input_ids=ids, attention_mask=attn, position_ids=position_ids_from_mask(attn)).logits
-        logits = logits[:, p_ids.shape[1]:, 0]
+        logits = logits[:, p_ids.shape[1] :, 0]
         width = max(len(e.step_ends) for e in examples)
         ends = torch.zeros(len(examples), width, dtype=torch.long)
         labels = torch.zeros(len(examples), width)
@@ -246,9 +251,15 @@ class ProcessRewardModel:
         try:
             for lo in range(0, len(rollout), micro_batch_size):
                 rows = range(lo, min(lo + micro_batch_size, len(rollout)))
-                exs = [PRMExample(tuple(rollout.prompt_ids[r][rollout.prompt_mask[r].bool()].tolist()),
-                                  tuple(rollout.completion_ids[r][rollout.completion_mask[r].bool()].tolist()),
-                                  tuple(rollout.step_ends[r]), ()) for r in rows]
+                exs = [
+                    PRMExample(
+                        tuple(rollout.prompt_ids[r][rollout.prompt_mask[r].bool()].tolist()),
+                        tuple(rollout.completion_ids[r][rollout.completion_mask[r].bool()].tolist()),
+                        tuple(rollout.step_ends[r]),
+                        (),
+                    )
+                    for r in rows
+                ]
                 with_steps = [e for e in exs if e.step_ends]
                 probs = torch.sigmoid(self._step_logits(with_steps)[0]).cpu() if with_steps else None
                 k = 0
@@ -268,8 +279,16 @@ class ProcessRewardModel:
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
         return (bce * mask).sum() / mask.sum().clamp(min=1)
 
-    def fit(self, examples: Sequence[PRMExample], optimizer, epochs: int = 1, batch_size: int = 16,
-            micro_batch_size: int = 16, seed: int = 0, grad_clip: float = 1.0) -> dict[str, float]:
+    def fit(
+        self,
+        examples: Sequence[PRMExample],
+        optimizer,
+        epochs: int = 1,
+        batch_size: int = 16,
+        micro_batch_size: int = 16,
+        seed: int = 0,
+        grad_clip: float = 1.0,
+    ) -> dict[str, float]:
         """Train on ``examples`` for ``epochs``; returns the mean loss of the first and last epoch and the step accuracy."""
         if not examples:
             return {"prm_examples": 0.0}
@@ -281,12 +300,12 @@ class ProcessRewardModel:
             rng.shuffle(order)
             total, batches = 0.0, 0
             for lo in range(0, len(order), batch_size):
-                batch = [examples[i] for i in order[lo: lo + batch_size]]
+                batch = [examples[i] for i in order[lo : lo + batch_size]]
                 optimizer.zero_grad(set_to_none=True)
                 steps_in_batch = sum(len(e.step_ends) for e in batch)
                 value = 0.0
                 for mlo in range(0, len(batch), micro_batch_size):
-                    micro = batch[mlo: mlo + micro_batch_size]
+                    micro = batch[mlo : mlo + micro_batch_size]
                     part = self.loss(micro) * (sum(len(e.step_ends) for e in micro) / steps_in_batch)
                     part.backward()
                     value += float(part.detach())
@@ -296,8 +315,12 @@ class ProcessRewardModel:
                 total += value
                 batches += 1
             epoch_losses.append(total / max(batches, 1))
-        return {"prm_examples": float(len(examples)), "prm_loss_first_epoch": epoch_losses[0],
-                "prm_loss_last_epoch": epoch_losses[-1], "prm_step_accuracy": self.step_accuracy(examples)}
+        return {
+            "prm_examples": float(len(examples)),
+            "prm_loss_first_epoch": epoch_losses[0],
+            "prm_loss_last_epoch": epoch_losses[-1],
+            "prm_step_accuracy": self.step_accuracy(examples),
+        }
 
     @torch.no_grad()
     def step_accuracy(self, examples: Sequence[PRMExample], micro_batch_size: int = 32) -> float:
@@ -307,7 +330,7 @@ class ProcessRewardModel:
         self.model.eval()
         try:
             for lo in range(0, len(examples), micro_batch_size):
-                logits, labels, mask = self._step_logits(examples[lo: lo + micro_batch_size])
+                logits, labels, mask = self._step_logits(examples[lo : lo + micro_batch_size])
                 hits += int((((logits > 0).float() == labels) & mask).sum())
                 count += int(mask.sum())
         finally:

@@ -9,6 +9,7 @@ worker processes; ``num_workers > 0`` spreads the checks over a process pool.
 
 Any other function is plugged in by name: ``"module.path:function"`` with the same signature.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -57,5 +58,5 @@ def load_reward(name: str, num_workers: int = 0) -> RewardFn:
     module, attr = name.split(":", 1)
     fn = getattr(importlib.import_module(module), attr)
     if not callable(fn):
-        raise ValueError(f"reward {name!r} is not callable")
+        raise TypeError(f"reward {name!r} is not callable")
     return fn

@@ -9,6 +9,7 @@ The same structure holds offline data (SFT pairs, RFT samples: ``encode_pairs``)
 policy samples (``training.rl.generation``), which is what lets one trainer run SFT, RFT,
 online RFT and GRPO (the paper's section 5.2.1).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,12 +27,14 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, width: int | None = Non
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         if row:
-            ids[i, width - len(row):] = torch.as_tensor(list(row), dtype=torch.long)
-            mask[i, width - len(row):] = 1
+            ids[i, width - len(row) :] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, width - len(row) :] = 1
     return ids, mask
 
 
-def right_pad(rows: Sequence[Sequence[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def right_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token lists to ``[N, width]``; returns ``(ids, mask)``."""
     width = max((len(r) for r in rows), default=0) if width is None else width
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -43,8 +46,9 @@ def right_pad(rows: Sequence[Sequence[int]], pad_id: int, width: int | None = No
     return ids, mask
 
 
-def completion_mask_after_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int],
-                              pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+def completion_mask_after_eos(
+    completion_ids: torch.Tensor, eos_ids: Sequence[int], pad_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """1 on every token up to and including the first EOS of each row (all tokens when no EOS)."""
     is_eos = torch.zeros_like(completion_ids, dtype=torch.bool)
     for eos in eos_ids:
@@ -95,8 +99,8 @@ class Rollout:
         width = self.prompt_mask.shape[1]
         return replace(
             self,
-            prompt_ids=self.prompt_ids[idx][:, width - p_keep:],
-            prompt_mask=pm[:, width - p_keep:],
+            prompt_ids=self.prompt_ids[idx][:, width - p_keep :],
+            prompt_mask=pm[:, width - p_keep :],
             completion_ids=self.completion_ids[idx][:, :c_keep],
             completion_mask=cm[:, :c_keep],
             group=self.group[idx],
@@ -134,10 +138,17 @@ class Rollout:
             return None if any(v is None for v in values) else [x for v in values for x in v]
 
         return Rollout(
-            prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=c_ids, completion_mask=c_mask,
-            group=torch.cat(groups), texts=[t for p in parts for t in p.texts],
-            questions=[q for p in parts for q in p.questions], rewards=cat_opt("rewards"),
-            correct=cat_opt("correct"), step_ends=list_opt("step_ends"), step_rewards=list_opt("step_rewards"),
+            prompt_ids=p_ids,
+            prompt_mask=p_mask,
+            completion_ids=c_ids,
+            completion_mask=c_mask,
+            group=torch.cat(groups),
+            texts=[t for p in parts for t in p.texts],
+            questions=[q for p in parts for q in p.questions],
+            rewards=cat_opt("rewards"),
+            correct=cat_opt("correct"),
+            step_ends=list_opt("step_ends"),
+            step_rewards=list_opt("step_rewards"),
         )
 
 
@@ -149,8 +160,14 @@ def response_text(prompt: str, response: str) -> str:
     return response
 
 
-def encode_pairs(tokenizer, pairs: Sequence[PromptResponse], prompts: Sequence[str], max_prompt_tokens: int,
-                 max_response_tokens: int, skips: SkipCounter | None = None) -> Rollout:
+def encode_pairs(
+    tokenizer,
+    pairs: Sequence[PromptResponse],
+    prompts: Sequence[str],
+    max_prompt_tokens: int,
+    max_response_tokens: int,
+    skips: SkipCounter | None = None,
+) -> Rollout:
     """Tokenise (prompt, response) pairs into a Rollout; the response gets the EOS token appended.
 
     ``prompts[i]`` is the rendered prompt of ``pairs[i]`` (chat template applied by the caller).
@@ -177,7 +194,16 @@ def encode_pairs(tokenizer, pairs: Sequence[PromptResponse], prompts: Sequence[s
     pad = tokenizer.pad_token_id
     p_ids, p_mask = left_pad(p_rows, pad)
     c_ids, c_mask = right_pad(c_rows, pad)
-    questions = [Question(id=str(i), question=k.prompt, gold=k.gold, benchmark=k.benchmark) if k.gold else None
-                 for i, k in enumerate(kept)]
-    return Rollout(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=c_ids, completion_mask=c_mask,
-                   group=torch.arange(len(kept)), texts=[k.response for k in kept], questions=questions)
+    questions = [
+        Question(id=str(i), question=k.prompt, gold=k.gold, benchmark=k.benchmark) if k.gold else None
+        for i, k in enumerate(kept)
+    ]
+    return Rollout(
+        prompt_ids=p_ids,
+        prompt_mask=p_mask,
+        completion_ids=c_ids,
+        completion_mask=c_mask,
+        group=torch.arange(len(kept)),
+        texts=[k.response for k in kept],
+        questions=questions,
+    )

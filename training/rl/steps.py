@@ -13,6 +13,7 @@ The rule (the paper does not give one; Math-Shepherd and PRM800K both use one st
 Tokens are decoded one at a time (cached per id), which is exact for a newline in byte-level
 BPE and SentencePiece alike since a newline is one byte.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -11,6 +11,7 @@ Question: ``"What is 3 + 5 + 2?"``; response (one step per line, final answer bo
 the time and RL has something to improve. Everything is built locally (data, BPE tokenizer,
 model config), so a fresh clone runs the tiny configs without downloads.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,7 @@ def addition_examples(task: ToyTask, count: int | None = None, seed: int | None 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 def build_toy_task(directory: str | Path, task: ToyTask = ToyTask()) -> dict[str, str]:
@@ -83,26 +83,50 @@ def build_toy_task(directory: str | Path, task: ToyTask = ToyTask()) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
     rows = addition_examples(task)
     held_out = addition_examples(task, count=max(32, task.num_questions // 8), seed=task.seed + 1)
-    _write_jsonl(out / "questions.jsonl", [{"id": r["id"], "question": r["question"], "answer": r["answer"]} for r in rows])
-    _write_jsonl(out / "eval.jsonl", [{"id": r["id"], "question": r["question"], "answer": r["answer"]} for r in held_out])
-    _write_jsonl(out / "sft.jsonl", [{"prompt": r["question"], "response": r["response"], "gold": r["gold"]} for r in rows])
+    _write_jsonl(
+        out / "questions.jsonl", [{"id": r["id"], "question": r["question"], "answer": r["answer"]} for r in rows]
+    )
+    _write_jsonl(
+        out / "eval.jsonl", [{"id": r["id"], "question": r["question"], "answer": r["answer"]} for r in held_out]
+    )
+    _write_jsonl(
+        out / "sft.jsonl", [{"prompt": r["question"], "response": r["response"], "gold": r["gold"]} for r in rows]
+    )
     texts = [f"User: {r['question']}\n{COT_INSTRUCTION}\n\nAssistant: {r['response']}" for r in rows]
     tokenizer = train_bpe_tokenizer(texts * 4, vocab_size=task.vocab_size, save_dir=out / "tokenizer")
-    config = tiny_llama_config(len(tokenizer), hidden_size=task.hidden_size, num_layers=task.num_layers,
-                               num_heads=task.num_heads, max_position_embeddings=512)
-    config.update(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                  bos_token_id=tokenizer.bos_token_id)
+    config = tiny_llama_config(
+        len(tokenizer),
+        hidden_size=task.hidden_size,
+        num_layers=task.num_layers,
+        num_heads=task.num_heads,
+        max_position_embeddings=512,
+    )
+    config.update(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id
+    )
     with open(out / "model_config.json", "w", encoding="utf-8") as fh:
         json.dump(config, fh, indent=1)
-    return {"questions": str(out / "questions.jsonl"), "eval": str(out / "eval.jsonl"), "sft": str(out / "sft.jsonl"),
-            "tokenizer": str(out / "tokenizer"), "model_config": str(out / "model_config.json")}
+    return {
+        "questions": str(out / "questions.jsonl"),
+        "eval": str(out / "eval.jsonl"),
+        "sft": str(out / "sft.jsonl"),
+        "tokenizer": str(out / "tokenizer"),
+        "model_config": str(out / "model_config.json"),
+    }
 
 
 def toy_task_from_config(toy) -> ToyTask:
     """The ``ToyTask`` described by a ``training.rl.config.ToyConfig``."""
-    return ToyTask(num_questions=toy.num_questions, max_operand=toy.max_operand, num_operands=toy.num_operands,
-                   noise=toy.noise, seed=toy.seed, vocab_size=toy.vocab_size, hidden_size=toy.hidden_size,
-                   num_layers=toy.num_layers)
+    return ToyTask(
+        num_questions=toy.num_questions,
+        max_operand=toy.max_operand,
+        num_operands=toy.num_operands,
+        noise=toy.noise,
+        seed=toy.seed,
+        vocab_size=toy.vocab_size,
+        hidden_size=toy.hidden_size,
+        num_layers=toy.num_layers,
+    )
 
 
 def warm_start_policy(toy, directory: str | Path, progress: bool = False, threads: int = 0) -> dict[str, str]:
@@ -117,11 +141,18 @@ def warm_start_policy(toy, directory: str | Path, progress: bool = False, thread
     paths = build_toy_task(directory, toy_task_from_config(toy))
     sft = SFTJobConfig(
         model=ModelConfig(config=paths["model_config"], tokenizer=paths["tokenizer"], seed=toy.seed, threads=threads),
-        data=PairDataConfig(path=paths["sft"], instruction=COT_INSTRUCTION if toy.instruction else None,
-                            max_prompt_tokens=256,
-                            max_response_tokens=256),
-        optim=SFTOptimConfig(lr=toy.sft_lr), steps=toy.sft_steps, batch_size=toy.sft_batch_size,
-        micro_batch_size=toy.sft_batch_size, output_dir=str(Path(directory) / "sft"), progress=progress,
+        data=PairDataConfig(
+            path=paths["sft"],
+            instruction=COT_INSTRUCTION if toy.instruction else None,
+            max_prompt_tokens=256,
+            max_response_tokens=256,
+        ),
+        optim=SFTOptimConfig(lr=toy.sft_lr),
+        steps=toy.sft_steps,
+        batch_size=toy.sft_batch_size,
+        micro_batch_size=toy.sft_batch_size,
+        output_dir=str(Path(directory) / "sft"),
+        progress=progress,
     )
     policy, tokenizer, _ = load_policy(sft.model)
     run_offline(sft, policy, tokenizer, load_pairs(paths["sft"]), sft.output_dir)

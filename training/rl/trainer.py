@@ -14,6 +14,7 @@ SFT and RFT use the same path with beta = 0: their ratio is 1 and the gradient i
 ``GC * grad log pi``. Returns a dict of statistics (loss, KL, clip fraction, response NLL,
 gradient norm, tokens).
 """
+
 from __future__ import annotations
 
 import time
@@ -78,8 +79,14 @@ class PolicyGradientTrainer:
         out = torch.zeros(rollout.completion_ids.shape, dtype=torch.float32)
         for idx in self._chunks(len(rollout)):
             part = rollout.select(idx)
-            lp = completion_logprobs(model, part.prompt_ids, part.prompt_mask, part.completion_ids,
-                                     part.completion_mask, self.settings.temperature)
+            lp = completion_logprobs(
+                model,
+                part.prompt_ids,
+                part.prompt_mask,
+                part.completion_ids,
+                part.completion_mask,
+                self.settings.temperature,
+            )
             out[idx, : lp.shape[1]] = lp.float().cpu()
         return out
 
@@ -89,8 +96,16 @@ class PolicyGradientTrainer:
         keep = coefficients.keep.nonzero().squeeze(1)
         stats: dict[str, float] = {"rows": float(len(rollout)), "rows_trained": float(len(keep))}
         if len(keep) == 0:
-            stats.update(skipped=1.0, loss=0.0, policy_loss=0.0, kl=0.0, clip_fraction=0.0, nll=float("nan"),
-                         grad_norm=0.0, update_seconds=time.perf_counter() - start)
+            stats.update(
+                skipped=1.0,
+                loss=0.0,
+                policy_loss=0.0,
+                kl=0.0,
+                clip_fraction=0.0,
+                nll=float("nan"),
+                grad_norm=0.0,
+                update_seconds=time.perf_counter() - start,
+            )
             return stats
         if len(keep) < len(rollout):
             rollout = rollout.select(keep)
@@ -101,10 +116,13 @@ class PolicyGradientTrainer:
         use_kl = s.beta != 0.0 and ref_model is not None
         ref_lp = self.logprobs_no_grad(ref_model, rollout) if use_kl else None
         old_lp = self.logprobs_no_grad(self.policy, rollout) if s.mu > 1 else None
-        norm = dict(num_sequences=len(rollout), num_tokens=rollout.num_tokens,
-                    max_length=s.max_length or rollout.completion_ids.shape[1])
+        norm = {
+            "num_sequences": len(rollout),
+            "num_tokens": rollout.num_tokens,
+            "max_length": s.max_length or rollout.completion_ids.shape[1],
+        }
         self.policy.train()
-        totals = dict(loss=0.0, policy_loss=0.0, kl=0.0, clip_fraction=0.0)
+        totals = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0}
         nll_sum, grad_norm = 0.0, 0.0
         for _ in range(s.mu):
             self.optimizer.zero_grad(set_to_none=True)
@@ -114,13 +132,24 @@ class PolicyGradientTrainer:
                 part = rollout.select(idx)
                 width = part.completion_ids.shape[1]
                 mask = part.completion_mask.to(device)
-                lp = completion_logprobs(self.policy, part.prompt_ids, part.prompt_mask, part.completion_ids,
-                                         part.completion_mask, s.temperature)
+                lp = completion_logprobs(
+                    self.policy,
+                    part.prompt_ids,
+                    part.prompt_mask,
+                    part.completion_ids,
+                    part.completion_mask,
+                    s.temperature,
+                )
                 parts = policy_gradient_loss(
-                    lp, values[idx, :width].to(device), mask,
+                    lp,
+                    values[idx, :width].to(device),
+                    mask,
                     old_logprobs=None if old_lp is None else old_lp[idx, :width].to(device),
                     ref_logprobs=None if ref_lp is None else ref_lp[idx, :width].to(device),
-                    beta=s.beta, clip_eps=s.clip_eps, loss_type=s.loss_type, **norm,
+                    beta=s.beta,
+                    clip_eps=s.clip_eps,
+                    loss_type=s.loss_type,
+                    **norm,
                 )
                 parts.loss.backward()
                 totals["loss"] += float(parts.loss.detach())
