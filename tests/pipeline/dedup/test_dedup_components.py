@@ -6,6 +6,7 @@ import tracemalloc
 from itertools import pairwise
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -17,7 +18,7 @@ from pipeline.dedup.components import (
     small_star_node,
 )
 from pipeline.dedup.transforms import _resolve_kept_ids, _url_removals
-from pipeline.dedup.verify import BucketCandidateEdges, _AttachSmallerFn, bucket_candidate_edges
+from pipeline.dedup.verify import BucketCandidateEdges, _AttachSmallerFn, _VerifyFn, bucket_candidate_edges
 
 
 def union_find_labels(edges) -> dict:
@@ -63,6 +64,10 @@ def test_star_forest_check():
     assert not is_star_forest([("a", "c"), ("b", "c")])  # c has two centres
 
 
+GROUP = 15_000  # members of the artificial hot groups
+FP, FP_HALF, FP_NONE = (np.arange(a, b, dtype="<u4").tobytes() for a, b in [(0, 300), (100, 400), (1000, 1300)])
+
+
 class LazyGroup:
     """A re-iterable group of ``n`` values generated on the fly, like a paged Beam group."""
 
@@ -76,26 +81,28 @@ class LazyGroup:
 @pytest.mark.parametrize(
     "fn, group",
     [
-        (lambda g: bucket_candidate_edges(g, 3), LazyGroup(50_000, lambda i: f"node{(i * 7919) % 50_000:07d}")),
+        (lambda g: bucket_candidate_edges(g, 3), LazyGroup(GROUP, lambda i: f"node{(i * 7919) % GROUP:07d}")),
         (lambda g: _AttachSmallerFn().process(("u", g)),
-         LazyGroup(50_000, lambda i: (0, b"\x01" * 1200) if i == 30_000 else (1, f"node{i:07d}"))),
-        (lambda g: large_star_node("node0025000", g), LazyGroup(50_000, lambda i: f"node{i:07d}")),
-        (lambda g: small_star_node("node9999999", g), LazyGroup(50_000, lambda i: f"node{i:07d}")),
-        (lambda g: _url_removals(("k", g)), LazyGroup(50_000, lambda i: ((0, -float(i % 977), f"id{i}"), f"id{i}", "u"))),
+         LazyGroup(GROUP, lambda i: (0, b"\x01" * 1200) if i == GROUP // 2 else (1, f"node{i:07d}"))),
+        (lambda g: _VerifyFn(0.5).process(("v", g)),  # half of the edges pass: Jaccard 1/2 or 0
+         LazyGroup(GROUP, lambda i: (0, FP) if i == 7 else (1, (f"u{i}", FP_HALF if i % 2 else FP_NONE)))),
+        (lambda g: large_star_node(f"node{GROUP // 2:07d}", g), LazyGroup(GROUP, lambda i: f"node{i:07d}")),
+        (lambda g: small_star_node("node9999999", g), LazyGroup(GROUP, lambda i: f"node{i:07d}")),
+        (lambda g: _url_removals(("k", g)), LazyGroup(GROUP, lambda i: ((0, -float(i % 977), f"id{i}"), f"id{i}", "u"))),
         (lambda g: _resolve_kept_ids(("k", g)),
-         LazyGroup(50_000, lambda i: ("root", "r") if i == 40_000 else ("removed", {"id": str(i), "kept_id": "k"}))),
+         LazyGroup(GROUP, lambda i: ("root", "r") if i == GROUP * 4 // 5 else ("removed", {"id": str(i), "kept_id": "k"}))),
     ],
 )
 def test_group_steps_stream_without_materialising(fn, group):
-    """Every per-group step of the stage holds O(1) memory on a 50,000-member group."""
+    """Every per-group step of the stage holds O(1) memory on a 15,000-member group."""
     tracemalloc.start()
     emitted = 0
     for _ in fn(group):
         emitted += 1
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert emitted >= 20_000
-    assert peak < 100_000  # bytes: a list of the group alone would take 400 kB of pointers
+    assert emitted >= GROUP // 3
+    assert peak < 100_000  # bytes: a list of the group alone would take 120 kB of pointers
 
 
 def test_beam_components_match_reference():

@@ -82,13 +82,15 @@ def test_verify_keeps_exactly_the_pairs_at_or_above_the_threshold(texts):
     truncations = sorted(k for k in pages if k.startswith("n"))
     buckets = {"b1": truncations, "b2": ["a00", "x", "y"]}
     fps = [(k, fingerprint(t)) for k, t in pages.items()]
-    for neighbours in (3, 1):
-        candidates = {e for members in buckets.values() for e in bucket_candidate_edges(members, neighbours)}
-        want = sorted(e for e in candidates if exact[e] >= threshold)
-        # the two similar members of b2 are linked only when checked against more than the minimum
-        assert (("x", "y") in want) == (neighbours == 3)
-        assert len(want) >= 3 and len(candidates) > len(want)
-        with beam.Pipeline(runner="FnApiRunner") as p:
-            fp = p | beam.Create(fps)
-            cands = p | "Buckets" >> beam.Create([(b, m) for b, ms in buckets.items() for m in ms]) | BucketCandidateEdges(neighbours)
-            assert_that(cands | VerifyEdges(fp, threshold), equal_to(want))
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        fp = p | beam.Create(fps)
+        entries = p | "Buckets" >> beam.Create([(b, m) for b, ms in buckets.items() for m in ms])
+        for neighbours in (3, 1):
+            candidates = {e for members in buckets.values() for e in bucket_candidate_edges(members, neighbours)}
+            want = sorted(e for e in candidates if exact[e] >= threshold)
+            # the two similar members of b2 are linked only when checked against more than the minimum
+            assert (("x", "y") in want) == (neighbours == 3)
+            assert len(want) >= 3 and len(candidates) > len(want)
+            cands = entries | f"Candidates{neighbours}" >> BucketCandidateEdges(neighbours)
+            verified = cands | f"Verify{neighbours}" >> VerifyEdges(fp, threshold)
+            assert_that(verified, equal_to(want), label=f"Check{neighbours}")
