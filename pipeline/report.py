@@ -148,17 +148,10 @@ def render_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> str:
 
 
 def write_run_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> None:
-    """Write ``report.md`` + PNGs under the run's output, and refresh the corpus card with every stage."""
-    from pipeline.corpus.card import write_card
-
+    """Write ``report.md`` + PNGs under the run's output."""
     out = cfg.output
     beam_utils.write_bytes(beam_utils.join(out, "report_funnel.png"), funnel_png(stage_rows(summaries)))
     drops = drop_reasons(summaries)
     if drops:
         beam_utils.write_bytes(beam_utils.join(out, "report_drops.png"), drops_png(drops))
     beam_utils.write_bytes(beam_utils.join(out, "report.md"), render_report(cfg, summaries, wall_seconds).encode("utf-8"))
-    corpus_dir = beam_utils.join(out, "corpus")
-    manifest_path = beam_utils.join(corpus_dir, "manifest.json")
-    if beam_utils.FileSystems.exists(manifest_path):
-        params = {name: getattr(cfg, name) for name in ("extract", "dedup", "rounds", "decontaminate", "corpus", "beam")}
-        write_card(corpus_dir, beam_utils.read_json(manifest_path), summaries, parameters=params, sources=list(cfg.input))

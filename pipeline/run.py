@@ -3,7 +3,8 @@
 ``python -m pipeline.run [--config FILE] [--input GLOB ...] [--output DIR] [--force] [--stages a,b]
 [any Beam pipeline option]``
 
-With no arguments it runs on the sample bundled in the repository and writes to ``./out``.
+With no arguments it runs ``configs/run/sample.yaml``: the sample bundled in the repository,
+written to ``./out``; ``configs/run/commoncrawl.yaml`` holds the paper's settings for a real crawl.
 Each stage writes into ``<output>/<stage>/`` and marks it complete (``_SUCCESS``) only after all of
 its files exist; a rerun skips every stage whose folder is complete, and restarts a stage whose
 folder is incomplete from scratch, so an interrupted run never leaves a half-written stage that
@@ -23,11 +24,12 @@ from dataclasses import dataclass, field
 import yaml
 
 from pipeline import beam_utils
-from pipeline.paths import SAMPLE_WARC_GLOB, SEED_DIR
+from pipeline.paths import REPO_ROOT, SAMPLE_WARC_GLOB, SEED_DIR
 
 log = logging.getLogger("pipeline.run")
 
 STAGES = ["extract", "dedup", "rounds", "decontaminate", "corpus"]
+SAMPLE_CONFIG = REPO_ROOT / "configs" / "run" / "sample.yaml"
 
 
 @dataclass
@@ -99,11 +101,17 @@ def plan_stages(cfg: RunConfig, beam_args: Sequence[str]) -> list[StagePlan]:
                   [f"--pool={d['dedup']}"] + [f"--seed={s}" for s in cfg.seed] + [f"--output={d['rounds']}"], d["rounds"]),
         StagePlan("decontaminate", "pipeline.decontaminate.pipeline",
                   [f"--input={recalled_dir(d['rounds'])}", f"--output={d['decontaminate']}"], d["decontaminate"]),
-        StagePlan("corpus", "pipeline.corpus.pipeline", [f"--input={d['decontaminate']}", f"--output={d['corpus']}"], d["corpus"]),
+        StagePlan("corpus", "pipeline.corpus.pipeline",
+                  [f"--input={d['decontaminate']}", f"--output={d['corpus']}", f"--lineage={lineage_path(out)}"], d["corpus"]),
     ]
     for plan in plans:
         plan.argv += options_to_argv(getattr(cfg, plan.name)) + beam_argv
     return plans
+
+
+def lineage_path(output: str) -> str:
+    """The earlier stages' summaries and the run's parameters, handed to the corpus stage's card."""
+    return beam_utils.join(output, "lineage.json")
 
 
 def recalled_dir(rounds_dir: str) -> str:
@@ -112,18 +120,30 @@ def recalled_dir(rounds_dir: str) -> str:
 
 
 def run_stage(plan: StagePlan, force: bool = False) -> tuple[dict, bool]:
-    """Run one stage unless its output is complete; returns (summary, skipped)."""
+    """Run one stage unless its output is complete; returns (summary, skipped).
+
+    ``force`` (set for every stage after one that ran, since its input changed) clears the old
+    output first, so the stage cannot return a stale complete result.
+    """
     if not force and beam_utils.is_complete(plan.output):
         summary_path = beam_utils.join(plan.output, "summary.json")
         summary = beam_utils.read_json(summary_path) if beam_utils.FileSystems.exists(summary_path) else {}
         return summary, True
     module = importlib.import_module(plan.module)
+    if force and not beam_utils.is_dry_run(beam_utils.pipeline_options(_beam_part(plan.argv))):
+        beam_utils.clear_output(plan.output)
     return module.run(plan.argv), False
+
+
+def _beam_part(argv: list[str]) -> list[str]:
+    """The Beam options of a stage command line (for checking ``--dry_run``)."""
+    return [a for a in argv if a.startswith(("--runner", "--dry_run"))]
 
 
 def parse_args(argv: Sequence[str] | None):
     parser = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="YAML file with every stage's options")
+    parser.add_argument("--config", default=str(SAMPLE_CONFIG),
+                        help="YAML file with every stage's options (default: configs/run/sample.yaml, the bundled sample)")
     parser.add_argument("--input", action="append", help="WARC/ARC/WET glob (repeatable); default: the bundled sample")
     parser.add_argument("--output", help="output folder (local, gs:// or s3://); default ./out")
     parser.add_argument("--seed", action="append", help="seed positives (Parquet/JSONL with a text column)")
@@ -150,12 +170,19 @@ def run(argv: Sequence[str] | None = None) -> dict:
         raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
     summaries: dict[str, dict] = {}
     started = time.time()
+    force = args.force
     for i, plan in enumerate(plan_stages(cfg, beam_args), 1):
         if plan.name not in wanted:
             continue
         t0 = time.time()
+        will_run = force or not beam_utils.is_complete(plan.output)
+        if plan.name == "corpus" and will_run and not beam_utils.is_dry_run(beam_utils.pipeline_options(_beam_part(plan.argv))):
+            beam_utils.write_json(lineage_path(cfg.output), {
+                "stages": summaries, "sources": list(cfg.input),
+                "parameters": {name: getattr(cfg, name) for name in STAGES + ["beam"]}})
         print(f"[{i}/{len(STAGES)}] {plan.name}: {plan.output}", flush=True)
-        summary, skipped = run_stage(plan, force=args.force)
+        summary, skipped = run_stage(plan, force=force)
+        force = force or not skipped  # a stage that ran changes the input of every later stage
         summaries[plan.name] = summary
         note = "skipped (complete)" if skipped else f"done in {time.time() - t0:.1f}s"
         print(f"[{i}/{len(STAGES)}] {plan.name}: {note} {headline(summary)}", flush=True)
@@ -168,8 +195,11 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 
 def headline(summary: dict) -> str:
-    keys = ["pages_read", "pages_kept", "rows_in", "rows_out", "rows", "tokens", "kept", "removed"]
-    parts = [f"{k}={summary[k]}" for k in keys if isinstance(summary.get(k), (int, float))]
+    """``(in=…, out=…)`` for a stage's console line."""
+    from pipeline.report import _IN_KEYS, _OUT_KEYS, _first_int
+
+    rows_in, rows_out = _first_int(summary, *_IN_KEYS), _first_int(summary, *_OUT_KEYS)
+    parts = [f"{k}={v:,}" for k, v in (("in", rows_in), ("out", rows_out), ("tokens", summary.get("tokens"))) if isinstance(v, int)]
     return ("(" + ", ".join(parts) + ")") if parts else ""
 
 

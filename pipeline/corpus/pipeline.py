@@ -94,6 +94,9 @@ def parse_args(argv: Sequence[str] | None):
     parser.add_argument("--tokenizer", default=None, help="local Hugging Face tokenizer folder (default: words + CJK chars)")
     parser.add_argument("--num_shards", type=int, default=0, help="output shards; 0 = one per ~256 MB of input")
     parser.add_argument("--row_group_mb", type=int, default=32, help="target Parquet row-group size for streaming")
+    parser.add_argument("--lineage", default=None,
+                        help="JSON with the earlier stages' summaries, parameters and sources, for the dataset card "
+                             "(pipeline.run writes it)")
     return parser.parse_known_args(argv)
 
 
@@ -178,7 +181,9 @@ def run(argv: Sequence[str] | None = None) -> dict:
         "wall_seconds": round(time.time() - started, 2),
     }
     beam_utils.write_json(beam_utils.join(args.output, "summary.json"), summary)
-    write_card(args.output, manifest, stage_summaries={"corpus": summary})
+    lineage = beam_utils.read_json(args.lineage) if args.lineage else {}
+    write_card(args.output, manifest, stage_summaries={**lineage.get("stages", {}), "corpus": summary},
+               parameters=lineage.get("parameters"), sources=lineage.get("sources"))
     beam_utils.mark_complete(args.output)
     return summary
 
