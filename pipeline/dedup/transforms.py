@@ -9,6 +9,10 @@ so deduplicating deduplicated shards composes).
 
 Representative of a near-duplicate component (``keep``): ``longest`` (default: most
 characters of text), ``newest`` (latest fetch) or ``min_id``; ties by the smallest ``id``.
+Near-duplicates: MinHash LSH band buckets give candidate edges (each member linked to the
+bucket's few smallest members), every candidate is verified by the exact Jaccard of the two
+pages' shingle sets (``verify``), and the verified edges' connected components
+(``components``) are the clusters.
 Transitive chains (A~B, B~C, A!~C) end in one component: one page is kept and the others
 point to it, even those not similar to it themselves (as in datatrove, text-dedup and every
 connected-components dedup).
@@ -26,8 +30,8 @@ from apache_beam.metrics.metric import Metrics
 
 from pipeline.dedup.components import NAMESPACE, ConnectedComponents
 from pipeline.dedup.minhash import MinHashConfig, MinHasher, hash_shingles, shingle_fingerprint, shingles
-from pipeline.dedup.verify import BucketCandidateEdges, VerifyEdges
 from pipeline.dedup.urls import fetch_epoch, fetch_rank, normalize_url
+from pipeline.dedup.verify import BucketCandidateEdges, VerifyEdges
 from pipeline.schema import make_reject
 
 STAGE = "dedup"
