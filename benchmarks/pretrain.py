@@ -7,8 +7,9 @@ from a byte-level BPE trained here on the bundled seed corpus), built from the s
 seed, on the same packed sequences (256 tokens, batch 8), with AdamW (0.9, 0.95, wd 0.1), clipping
 at 1.0 and fp32 on CPU (bf16 autocast on GPU). Each runs in a fresh subprocess, so peak memory
 (max RSS) is per contender; the RSS right after the imports is shown too. Throughput counts the
-steps after ``--warmup`` steps. Contenders alternate ``--repeats`` times and the best run of each
-is reported, which damps noise from other work on a shared machine.
+steps after ``--warmup`` steps: the headline is the tokens/s of the median step (robust to bursts
+of other work on a shared machine), the mean over all timed steps is shown too. Contenders
+alternate ``--repeats`` times and the best run of each (by median step) is reported.
 
 The ``Trainer`` gets its data pre-tokenised and pre-packed in memory (its preparation is not
 timed); our loop streams, tokenises and packs from the gzipped JSONL while it trains, and also
@@ -38,6 +39,14 @@ PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_rate(times: list[float], args) -> float:
+    """Tokens per second of the median timed step: robust to bursts of other work on the machine."""
+    import statistics
+
+    steps = [b - a for a, b in zip(times[args.warmup - 1:], times[args.warmup:])]
+    return args.batch * args.seq_len / statistics.median(steps)
 
 
 def model_spec(args) -> dict:
@@ -78,11 +87,14 @@ def worker_ours(args, workdir: Path) -> dict:
     output = Path(tempfile.mkdtemp(dir=workdir, prefix="ours-"))
     summary = run(pretrain_config(args, workdir, output))
     records = read_metrics(output / "metrics.jsonl")
-    t0 = records[args.warmup - 1]["elapsed_s"]
-    t1 = records[-1]["elapsed_s"]
+    times = [r["elapsed_s"] for r in records]
+    t0, t1 = times[args.warmup - 1], times[-1]
     tokens = (len(records) - args.warmup) * args.batch * args.seq_len
-    peak_gpu = summary["memory_per_rank"][0].get("peak_gpu_mib")
-    return {"tokens_per_s": tokens / (t1 - t0), "peak_rss_mib": rss_mib(), "rss_after_imports_mib": after_imports,
+    peak_gpu = summary["memory_per_rank"][0].get("peak_gpu_mib_training_loop")
+    loop_rss = summary["memory_per_rank"][0]["peak_rss_mib_training_loop"]
+    return {"tokens_per_s": tokens / (t1 - t0), "median_step_tokens_per_s": median_rate(times, args),
+            "peak_rss_mib": loop_rss, "rss_after_imports_mib": after_imports,
+            "peak_rss_with_saving_mib": rss_mib(),
             "peak_gpu_mib": peak_gpu, "parameters": summary["parameters"], "final_loss": summary["final_loss"]}
 
 
@@ -127,7 +139,8 @@ def worker_trainer(args, workdir: Path) -> dict:
     elapsed = timer.times[-1] - timer.times[args.warmup - 1]
     tokens = (len(timer.times) - args.warmup) * args.batch * args.seq_len
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    return {"tokens_per_s": tokens / elapsed, "peak_rss_mib": rss_mib(), "rss_after_imports_mib": after_imports,
+    return {"tokens_per_s": tokens / elapsed, "median_step_tokens_per_s": median_rate(timer.times, args),
+            "peak_rss_mib": rss_mib(), "rss_after_imports_mib": after_imports,
             "peak_gpu_mib": peak_gpu, "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -179,7 +192,8 @@ def main() -> None:
         prepare(args, workdir)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false",
                    PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-        passthrough = [a for a in sys.argv[1:] if not a.startswith("--json")]
+        passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                       if k not in ("worker", "workdir", "json")]
         results: dict[str, list[dict]] = {"ours": [], "trainer": []}
         for _ in range(args.repeats):
             for name in ("trainer", "ours"):
@@ -189,28 +203,31 @@ def main() -> None:
                 if proc.returncode or not lines:
                     sys.exit(f"{name} failed:\n{proc.stderr[-4000:]}")
                 results[name].append(json.loads(lines[-1][len("RESULT "):]))
-    best = {name: max(runs, key=lambda r: r["tokens_per_s"]) for name, runs in results.items()}
+    best = {name: max(runs, key=lambda r: r["median_step_tokens_per_s"]) for name, runs in results.items()}
     labels = {"ours": "training.pretrain (ours)", "trainer": "transformers.Trainer"}
     print(f"\nmodel: Llama hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
           f"{best['ours']['parameters']:,} parameters; seq {args.seq_len}, batch {args.batch}, "
           f"{args.threads} threads, device {args.device}; {args.steps} steps ({args.warmup} untimed), best of "
           f"{args.repeats}\n")
-    header = "| loop | tokens/s (best) | tokens/s (all runs) | peak RSS MiB | RSS after imports MiB |"
+    header = ("| loop | tokens/s, median step (best run) | tokens/s, mean (each run) | peak RSS MiB "
+              "| RSS after imports MiB |")
     extra = " peak GPU MiB | MFU |" if args.device == "cuda" else ""
     print(header + extra)
     print("|" + "---|" * (header.count("|") - 1 + extra.count("|")))
     for name in ("trainer", "ours"):
         r = best[name]
         all_runs = ", ".join(format(x["tokens_per_s"], ",.0f") for x in results[name])
-        row = (f"| {labels[name]} | {r['tokens_per_s']:,.0f} | "
+        row = (f"| {labels[name]} | {r['median_step_tokens_per_s']:,.0f} | "
                f"{all_runs} | {r['peak_rss_mib']:,.0f} | "
                f"{r['rss_after_imports_mib']:,.0f} |")
         if args.device == "cuda":
             m = mfu(r, args)
             row += f" {r['peak_gpu_mib'] or 0:,.0f} | {f'{m:.1%}' if m is not None else 'n/a'} |"
         print(row)
-    ratio = best["ours"]["tokens_per_s"] / best["trainer"]["tokens_per_s"]
-    print(f"\nours / Trainer throughput: {ratio:.2f}x")
+    ratio = best["ours"]["median_step_tokens_per_s"] / best["trainer"]["median_step_tokens_per_s"]
+    print(f"\nours / Trainer throughput (median step, best run): {ratio:.2f}x")
+    print(f"peak RSS is measured at the end of the training steps; ours including the final checkpoint, model "
+          f"export and PNG plot: {best['ours']['peak_rss_with_saving_mib']:,.0f} MiB")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": results, "ratio": ratio}, indent=2))
 

@@ -197,7 +197,9 @@ def next_token_loss_sum(logits: torch.Tensor, input_ids: torch.Tensor,
     targets = input_ids[:, 1:]
     if target_mask is not None:
         targets = targets.masked_fill(~target_mask, -100)
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+    # Shift the targets, not the logits: padding the last position's target avoids copying the logits.
+    targets = F.pad(targets, (0, 1), value=-100)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
                            ignore_index=-100, reduction="sum")
 
 
@@ -384,7 +386,7 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
         optimizer = torch.optim.AdamW(
             optimizer_groups(model, cfg.optim.weight_decay, cfg.optim.decay_norms_and_biases),
             lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps,
-            fused=info.device.type == "cuda" or None,
+            fused=True,  # the fused kernel exists for CPU and CUDA (float parameters); the Trainer's default too
         )
         scheduler = make_scheduler(optimizer, cfg.optim.schedule, layout.total_steps, cfg.optim.warmup_steps,
                                    cfg.optim.milestones, cfg.optim.milestone_factors, cfg.optim.min_lr_ratio)
@@ -492,13 +494,14 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
 
         if progress is not None:
             progress.close()
+        loop_memory = peak_memory_mib(info.device)
         prefetcher.close()
         prefetcher = None
         if last_saved != step:
             checkpoint_now(step)
         summary = _finish(cfg, info, out, model, tokenizer, sources, data_state, layout, step, tokens_seen,
                           elapsed_before + time.perf_counter() - run_start, start_step, last_loss, stopped_early,
-                          n_params)
+                          n_params, loop_memory)
         return summary
     finally:
         stop.restore()
@@ -507,10 +510,11 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
 
 
 def _finish(cfg, info, out, model, tokenizer, sources, data_state, layout, step, tokens_seen, elapsed, start_step,
-            last_loss, stopped_early, n_params) -> dict:
+            last_loss, stopped_early, n_params, loop_memory) -> dict:
     """Final model, curves PNG and ``summary.json`` (rank 0)."""
     data_summary = summarise_streams(merge_data_states(all_gather_objects(data_state)))
-    memory = all_gather_objects(peak_memory_mib(info.device))
+    memory = all_gather_objects({**peak_memory_mib(info.device),
+                                 **{f"{k}_training_loop": v for k, v in loop_memory.items()}})
     completed = step >= layout.total_steps
     if completed:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
