@@ -12,24 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# The Beam runners a stage must give the same results on. None of them downloads anything
-# (the DirectRunner of Beam >= 2.68 would first try to fetch Prism).
-BEAM_RUNNERS = {
-    "inprocess": ["--runner=FnApiRunner"],
-    "multiprocess": ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
-    "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
-}
-
-# Builds a Dataflow job offline (nothing is submitted, nothing is contacted). Bucket and project
-# names must be syntactically valid or Beam's option validation tries to create a default bucket.
-DATAFLOW_DRY_RUN_ARGS = [
-    "--runner=DataflowRunner",
-    "--dry_run=True",
-    "--no_auth",
-    "--project=dsm-test-project",
-    "--region=us-central1",
-    "--temp_location=gs://dsm-test-bucket/tmp",
-]
+from pipeline.testing import BEAM_RUNNERS, DATAFLOW_DRY_RUN_ARGS  # noqa: E402,F401  (re-exported)
 
 
 @pytest.fixture(scope="session")

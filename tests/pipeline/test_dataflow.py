@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import SetupOptions, WorkerOptions
 
 from pipeline import beam_utils
 from pipeline.paths import REPO_ROOT
-from conftest import DATAFLOW_DRY_RUN_ARGS
+from pipeline.testing import DATAFLOW_DRY_RUN_ARGS
 
 BUCKET = "gs://dsm-test-bucket/dsm"
 MAX_STEP_PAYLOAD = 256 * 1024  # bytes; the data itself must never travel inside the graph

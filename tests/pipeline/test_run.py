@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from conftest import BEAM_RUNNERS
+from pipeline.testing import BEAM_RUNNERS
 from pipeline.run import STAGES, run
 
 PORTABLE = BEAM_RUNNERS["portable"]

@@ -9,7 +9,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import BEAM_RUNNERS
+from pipeline.testing import BEAM_RUNNERS
 
 from classifiers import MathClassifier
 from pipeline.rounds import run

@@ -5,7 +5,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATAFLOW_DRY_RUN_ARGS
+from pipeline.testing import DATAFLOW_DRY_RUN_ARGS
 
 from classifiers import MathClassifier
 from classifiers.train import FastTextConfig, train_from_texts

@@ -1,0 +1,21 @@
+"""Beam runner settings for tests and local checks: the runners every stage must give the same
+results on, none of which downloads anything, and the arguments that build a Dataflow job offline."""
+from __future__ import annotations
+
+# The DirectRunner of Beam >= 2.68 would first try to fetch Prism from the internet.
+BEAM_RUNNERS: dict[str, list[str]] = {
+    "inprocess": ["--runner=FnApiRunner"],
+    "multiprocess": ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
+}
+
+# Builds a Dataflow job offline (nothing is submitted, nothing is contacted). Bucket and project
+# names must be syntactically valid or Beam's option validation tries to create a default bucket.
+DATAFLOW_DRY_RUN_ARGS: list[str] = [
+    "--runner=DataflowRunner",
+    "--dry_run=True",
+    "--no_auth",
+    "--project=dsm-test-project",
+    "--region=us-central1",
+    "--temp_location=gs://dsm-test-bucket/tmp",
+]
