@@ -414,9 +414,9 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
         micro = cfg.train.micro_batch_size
         start_step, data_state = step, batches.state_dict()
         run_start = time.perf_counter()
-        window_start, window_tokens = run_start, 0
+        window_start, window_tokens, window_losses = run_start, 0, []
         last_saved = step if checkpoint is not None else -1
-        last_loss = float("nan")
+        last_loss = final_loss = float("nan")
         stopped_early = False
 
         def checkpoint_now(at_step: int) -> None:
@@ -466,6 +466,7 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
             last_loss = all_reduce_sum(loss_sum).item() / max(global_targets, 1.0)
             if not math.isfinite(last_loss):
                 raise FloatingPointError(f"loss is {last_loss} at step {step}; lower optim.lr or check the data")
+            window_losses.append(last_loss)
 
             interrupt = stop.raised or (cfg.train.stop_after_steps and step - start_step >= cfg.train.stop_after_steps)
             if info.distributed:
@@ -474,16 +475,18 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
             if step % cfg.train.log_every == 0 or step == layout.total_steps or interrupt:
                 now = time.perf_counter()
                 tok_s = window_tokens / max(now - window_start, 1e-9)
-                window_start, window_tokens = now, 0
+                window_loss = final_loss = sum(window_losses) / len(window_losses)
+                window_start, window_tokens, window_losses = now, 0, []
                 emitted = torch.tensor([sum(s["tokens_emitted"][i] for s in data_state["streams"].values())
                                         for i in range(len(sources))], dtype=torch.float64, device=info.device)
                 emitted = all_reduce_sum(emitted).tolist()
-                record = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens_seen,
+                record = {"step": step, "loss": window_loss, "step_loss": last_loss, "lr": lr, "grad_norm": grad_norm,
+                          "tokens": tokens_seen,
                           "tokens_per_s": round(tok_s, 1), "elapsed_s": round(elapsed_before + now - run_start, 3),
                           "source_tokens": {s.name: int(n) for s, n in zip(sources, emitted)}}
                 metrics.write(record)
                 if progress is not None:
-                    progress.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
+                    progress.set_postfix(loss=f"{window_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
             if progress is not None:
                 progress.update(1)
             if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0 and step < layout.total_steps:
@@ -500,7 +503,7 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
         if last_saved != step:
             checkpoint_now(step)
         summary = _finish(cfg, info, out, model, tokenizer, sources, data_state, layout, step, tokens_seen,
-                          elapsed_before + time.perf_counter() - run_start, start_step, last_loss, stopped_early,
+                          elapsed_before + time.perf_counter() - run_start, start_step, final_loss, stopped_early,
                           n_params, loop_memory)
         return summary
     finally:
@@ -510,7 +513,7 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
 
 
 def _finish(cfg, info, out, model, tokenizer, sources, data_state, layout, step, tokens_seen, elapsed, start_step,
-            last_loss, stopped_early, n_params, loop_memory) -> dict:
+            final_loss, stopped_early, n_params, loop_memory) -> dict:
     """Final model, curves PNG and ``summary.json`` (rank 0)."""
     data_summary = summarise_streams(merge_data_states(all_gather_objects(data_state)))
     memory = all_gather_objects({**peak_memory_mib(info.device),
@@ -534,7 +537,7 @@ def _finish(cfg, info, out, model, tokenizer, sources, data_state, layout, step,
             "total_steps": layout.total_steps,
             "steps_this_invocation": step - start_step,
             "tokens": tokens_seen,
-            "final_loss": last_loss,
+            "final_loss": final_loss,  # mean loss of the last logged window
             "elapsed_s": round(elapsed, 2),
             "world_size": info.world_size,
             "parameters": n_params,

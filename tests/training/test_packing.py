@@ -152,9 +152,16 @@ def test_bad_rows_and_files_are_skipped_and_counted(tmp_path, seed_rows):
                               "text_not_a_string": 1, "blank_line": 1}
 
 
-def test_a_source_too_small_for_the_streams_is_a_clear_error(tmp_path, seed_rows):
-    pq.write_table(pa.table({"text": [r["text"] for r in seed_rows[:10]]}), tmp_path / "one.parquet")
-    reader = DocumentReader("tiny", [str(tmp_path / "one.parquet")], stream=1, num_streams=2)
+def test_a_small_source_is_split_by_rows_and_forcing_chunks_is_a_clear_error(tmp_path, seed_rows):
+    texts = [r["text"] for r in seed_rows[:11]]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "one.parquet")  # one row group
+    files = [str(tmp_path / "one.parquet")]
+    readers = [DocumentReader("tiny", files, stream=s, num_streams=2) for s in range(2)]
+    assert [r.split for r in readers] == ["rows", "rows"]
+    got = [[r.next_text() for _ in range(n)] for r, n in zip(readers, (6, 5))]
+    assert sorted(got[0] + got[1]) == sorted(texts)
+    assert all(r.state_dict()["epoch"] == 0 for r in readers)
+    reader = DocumentReader("tiny", files, stream=1, num_streams=2, split="chunks")
     with pytest.raises(SourceExhaustedError, match="no document in a whole pass"):
         reader.next_text()
 

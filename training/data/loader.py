@@ -39,6 +39,7 @@ class SourceConfig:
     text_field: str = "text"
     format: str = "auto"  # auto (from the file name), parquet or jsonl
     optional: bool = False  # when nothing matches `path`: leave the source out (with a warning) instead of failing
+    split: str = "auto"  # how streams share it: chunks (row groups / blocks), rows, auto (rows if it is small)
 
     def __post_init__(self):
         if not self.path:
@@ -86,7 +87,7 @@ def resolve_sources(configs: list[SourceConfig], base: str | None = None) -> lis
                 log.warning("optional data source %s: nothing matches %s; left out", c.name, c.path)
                 continue
             raise FileNotFoundError(f"data source {c.name!r}: no file matches {c.path!r}")
-        resolved.append(StreamSource(c.name, tuple(files), c.weight, c.text_field, c.format))
+        resolved.append(StreamSource(c.name, tuple(files), c.weight, c.text_field, c.format, c.split))
     if not resolved:
         raise FileNotFoundError(f"none of the data sources has files: {[c.path for c in configs]}")
     return resolved

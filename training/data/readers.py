@@ -10,6 +10,10 @@ shuffled from ``(seed, source name, epoch, file, chunk)``. So:
 
 - every document is read by exactly one stream per epoch, and the order depends only on the
   seed, never on timing or on the number of ranks;
+- a source too small to give every stream whole chunks (fewer than ``4 * num_streams`` chunks,
+  counted from Parquet footers or JSONL lines when that is cheap, see ``count_chunks``) is split
+  by rows instead (``split="rows"``): every stream reads every chunk and keeps every
+  ``num_streams``-th row of it;
 - only the owned chunks are read (Parquet row groups are read one at a time, and only the text
   column); a JSONL file is decompressed sequentially by every stream, the lines of chunks owned
   by other streams are skipped without parsing;
@@ -69,6 +73,47 @@ def chunk_row_order(num_rows: int, seed: int, source_name: str, epoch: int, file
     return [int(i) for i in rng.permutation(num_rows)]
 
 
+SPLITS = ("auto", "chunks", "rows")
+_COUNT_MAX_FILES = 64  # "auto" counts chunks only for sources this small ...
+_COUNT_MAX_JSONL_BYTES = 64 * 2**20  # ... and JSONL files this small in total
+
+
+def count_chunks(files: Sequence[str], formats: Sequence[str], block_lines: int) -> int | None:
+    """Chunks in one pass over ``files`` when that is cheap to find out (Parquet footers, small
+    JSONL files), else None."""
+    import fsspec
+
+    if len(files) > _COUNT_MAX_FILES:
+        return None
+    jsonl = [f for f, fmt in zip(files, formats) if fmt == JSONL]
+    try:
+        if jsonl and sum(fsspec.core.url_to_fs(f)[0].size(fsspec.core.url_to_fs(f)[1]) for f in jsonl) > \
+                _COUNT_MAX_JSONL_BYTES:
+            return None
+        total = 0
+        for path, fmt in zip(files, formats):
+            if fmt == PARQUET:
+                with open_binary(path) as fh:
+                    total += pq.ParquetFile(fh).num_row_groups
+            else:
+                with open_binary(path, decompress=True) as fh:
+                    total += -(-sum(1 for _ in fh) // block_lines)
+        return total
+    except Exception:  # noqa: BLE001 - unreadable files are skipped (and counted) when read
+        return None
+
+
+def choose_split(split: str, num_streams: int, chunks: int | None) -> str:
+    """``chunks`` or ``rows`` for a source; ``auto`` picks rows when there are < 4 chunks per stream."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split != "auto":
+        return split
+    if num_streams > 1 and chunks is not None and chunks < 4 * num_streams:
+        return "rows"
+    return "chunks"
+
+
 def owns_chunk(chunk_counter: int, stream: int, num_streams: int) -> bool:
     """Whether stream ``stream`` reads the ``chunk_counter``-th chunk of a pass."""
     return chunk_counter % num_streams == stream
@@ -93,7 +138,7 @@ class DocumentReader:
 
     def __init__(self, name: str, files: Sequence[str], text_field: str = "text", fmt: str = "auto",
                  stream: int = 0, num_streams: int = 1, seed: int = 0, shuffle_rows: bool = True,
-                 block_lines: int = 1024):
+                 block_lines: int = 1024, split: str = "auto"):
         if not files:
             raise ValueError(f"source {name!r} has no files")
         if not 0 <= stream < num_streams:
@@ -109,6 +154,9 @@ class DocumentReader:
         self.seed = seed
         self.shuffle_rows = shuffle_rows
         self.block_lines = block_lines
+        self.split = choose_split(split, num_streams,
+                                  count_chunks(self.files, self.formats, block_lines)
+                                  if split == "auto" and num_streams > 1 else None)
         self.skipped: dict[str, int] = {}
         self.documents_read = 0
         # Position of the chunk being read: epoch, index into the epoch's file order, chunk index
@@ -128,6 +176,7 @@ class DocumentReader:
         return {
             "name": self.name,
             "num_files": len(self.files),
+            "split": self.split,
             "epoch": self._epoch,
             "file_pos": self._file_pos,
             "chunk": self._chunk,
@@ -141,6 +190,9 @@ class DocumentReader:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue exactly where ``state`` was taken."""
+        if state.get("split", self.split) != self.split:
+            raise ValueError(f"source {self.name!r} was split by {state['split']} in the checkpoint but by {self.split} "
+                             f"now (its files changed); set the source's split explicitly")
         if state["name"] != self.name or state["num_files"] != len(self.files):
             raise ValueError(
                 f"data state for source {state['name']!r} with {state['num_files']} files does not fit source "
@@ -190,6 +242,8 @@ class DocumentReader:
                 self._file_pos, self._chunk, self._counter = file_pos, chunk, counter
                 order = chunk_row_order(len(rows), self.seed, self.name, self._epoch, file_index, chunk,
                                         self.shuffle_rows)
+                if self.split == "rows":  # keep this stream's share of the chunk's rows
+                    order = [i for n, i in enumerate(order) if (n + counter) % self.num_streams == self.stream]
                 self._rows = [rows[i] for i in order]
                 self._row = 0
                 if self._rows:
@@ -201,8 +255,8 @@ class DocumentReader:
                     raise SourceExhaustedError(
                         f"source {self.name!r} gave data stream {self.stream} of {self.num_streams} no document in a "
                         f"whole pass over its {len(self.files)} files (skipped: {self.skipped}); it needs at least "
-                        f"{self.num_streams} non-empty row groups / {self.block_lines}-line blocks: write more, smaller "
-                        f"shards, lower data.block_lines or data.num_streams"
+                        f"{self.num_streams} non-empty row groups / {self.block_lines}-line blocks: set the source's "
+                        f"split to rows, write more, smaller shards, or lower data.block_lines or data.num_streams"
                     )
             self._epoch += 1
             self._docs_this_epoch = 0
@@ -219,7 +273,7 @@ class DocumentReader:
             reader = self._parquet_chunks if self.formats[file_index] == PARQUET else self._jsonl_chunks
             try:
                 for chunk, load in reader(path, first):
-                    if owns_chunk(counter, self.stream, self.num_streams):
+                    if self.split == "rows" or owns_chunk(counter, self.stream, self.num_streams):
                         rows = load()
                         yield file_pos, chunk, counter, rows, file_index
                     counter += 1

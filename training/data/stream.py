@@ -29,6 +29,7 @@ class StreamSource:
     weight: float
     text_field: str = "text"
     format: str = "auto"
+    split: str = "auto"
 
 
 class TextTokenizer:
@@ -67,7 +68,7 @@ class DataStream:
         self.tokenize_batch = max(1, tokenize_batch)
         self.readers = [
             DocumentReader(s.name, s.files, s.text_field, s.format, stream, num_streams, seed, shuffle_rows,
-                           block_lines)
+                           block_lines, s.split)
             for s in self.sources
         ]
         self.packer = SequencePacker(seq_len)
