@@ -121,7 +121,7 @@ class TrainConfig:
     """Batch, length of the run, precision, parallelism and bookkeeping."""
 
     batch_tokens: int = 4 * 1024 * 1024  # global batch in tokens (a multiple of data.seq_len)
-    micro_batch_size: int = 4  # sequences per forward pass per rank; the rest is gradient accumulation
+    micro_batch_size: int = 4  # max sequences per forward pass per rank; the rest is gradient accumulation
     total_tokens: int = 150_000_000_000  # length of the run (the paper's 1.3B runs: 150B tokens)
     max_steps: int = 0  # when > 0, the run's length in steps (overrides total_tokens)
     precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU), bf16, fp32
@@ -164,6 +164,7 @@ class BatchLayout:
     per_rank: int  # sequences per rank
     accumulation: int  # micro-batches per rank per step
     total_steps: int
+    micro_batch: int  # sequences per forward pass (<= train.micro_batch_size, divides per_rank)
 
 
 def batch_layout(cfg: PretrainConfig, world_size: int) -> BatchLayout:
@@ -175,13 +176,12 @@ def batch_layout(cfg: PretrainConfig, world_size: int) -> BatchLayout:
     if sequences % world_size:
         raise ValueError(f"{sequences} sequences per batch cannot be split over {world_size} ranks")
     per_rank = sequences // world_size
-    if per_rank % cfg.train.micro_batch_size:
-        raise ValueError(f"{per_rank} sequences per rank is not a multiple of train.micro_batch_size "
-                         f"({cfg.train.micro_batch_size})")
+    # The largest micro-batch that is at most train.micro_batch_size and divides the rank's share.
+    micro = max(m for m in range(1, min(cfg.train.micro_batch_size, per_rank) + 1) if per_rank % m == 0)
     total = cfg.train.max_steps or math.ceil(cfg.train.total_tokens / cfg.train.batch_tokens)
     if total <= 0:
         raise ValueError("the run has no steps: set train.max_steps or train.total_tokens")
-    return BatchLayout(sequences, per_rank, per_rank // cfg.train.micro_batch_size, total)
+    return BatchLayout(sequences, per_rank, per_rank // micro, total, micro)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def _train(cfg: PretrainConfig, info: DistInfo) -> dict:
 
         tokens_per_step = layout.sequences * cfg.data.seq_len
         constant_targets = layout.sequences * (cfg.data.seq_len - 1)
-        micro = cfg.train.micro_batch_size
+        micro = layout.micro_batch
         start_step, data_state = step, batches.state_dict()
         run_start = time.perf_counter()
         window_start, window_tokens, window_losses = run_start, 0, []
@@ -541,7 +541,8 @@ def _finish(cfg, info, out, model, tokenizer, sources, data_state, layout, step,
             "elapsed_s": round(elapsed, 2),
             "world_size": info.world_size,
             "parameters": n_params,
-            "batch": {"sequences": layout.sequences, "per_rank": layout.per_rank, "accumulation": layout.accumulation,
+            "batch": {"sequences": layout.sequences, "per_rank": layout.per_rank, "micro_batch": layout.micro_batch,
+                      "accumulation": layout.accumulation,
                       "seq_len": cfg.data.seq_len},
             "sources": {
                 name: {"weight": w, "realised_share": sh, "tokens": t, "documents": d, "passes_completed": p,

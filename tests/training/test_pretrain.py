@@ -88,6 +88,8 @@ def test_batch_layout_checks_divisibility(tmp_path):
     cfg = tiny_config(tmp_path / "a", None)
     layout = batch_layout(cfg, world_size=2)
     assert (layout.sequences, layout.per_rank, layout.accumulation, layout.total_steps) == (8, 4, 1, 10)
+    cfg = tiny_config(tmp_path / "d", None, "--train.micro_batch_size", "3")
+    assert (batch_layout(cfg, 1).micro_batch, batch_layout(cfg, 1).accumulation) == (2, 4)  # 2 divides 8
     cfg = tiny_config(tmp_path / "b", None, "--train.batch_tokens", "500")
     with pytest.raises(ValueError, match="multiple of data.seq_len"):
         batch_layout(cfg, 1)
