@@ -41,7 +41,7 @@ from pipeline.decontaminate.benchmarks_spec import BenchmarkText
 from pipeline.decontaminate.ngrams import ngram_text, sequence_hash, token_hashes, window_hashes
 from pipeline.decontaminate.normalize import is_wordlike, tokenize
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: whole-text anchors (``whole_hashes``) and ``min_wordlike_whole``
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class IndexConfig:
     n: int = 10  # n-gram length of the main rule
     min_short_tokens: int = 3  # benchmark texts of min_short_tokens..n-1 tokens are matched whole
     max_items_per_ngram: int = 0  # >0: drop n-grams found in at least this many items (0: keep all)
-    min_wordlike_tokens: int = 1  # windows/short texts with fewer word-like tokens are not indexed
+    min_wordlike_tokens: int = 2  # n-gram windows with fewer word-like tokens are not indexed (paper: 0)
+    min_wordlike_whole: int = 1  # whole texts (short ones, or long ones without an indexed window) need this many (paper: 0)
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -60,6 +61,8 @@ class IndexConfig:
             raise ValueError(f"min_short_tokens must be >= 1, got {self.min_short_tokens}")
         if self.min_wordlike_tokens < 0 or self.min_wordlike_tokens > self.n:
             raise ValueError(f"min_wordlike_tokens must be in 0..n, got {self.min_wordlike_tokens}")
+        if self.min_wordlike_whole < 0:
+            raise ValueError(f"min_wordlike_whole must be >= 0, got {self.min_wordlike_whole}")
         if self.max_items_per_ngram < 0 or self.max_items_per_ngram == 1:
             raise ValueError("max_items_per_ngram must be 0 (off) or >= 2")
 
@@ -90,6 +93,8 @@ class IndexStats:
     template_ngrams_dropped: int = 0
     uninformative_ngrams: int = 0  # windows without enough word-like tokens (numbers, variables)
     uninformative_short_texts: int = 0
+    whole_texts: int = 0  # long texts without an indexed window, matched whole instead
+    undetectable_texts: int = 0  # long texts without an indexed window and too few words to match whole
     build_seconds: float = 0.0
 
 
@@ -104,6 +109,8 @@ class BenchmarkIndex:
         ngram_refs: np.ndarray,
         short: dict[int, tuple[np.ndarray, np.ndarray]],
         stats: IndexStats,
+        whole_hashes: np.ndarray | None = None,
+        whole_refs: np.ndarray | None = None,
     ):
         self.config = config
         self.texts = texts  # (benchmark, item_id, field, normalised tokens joined by spaces)
@@ -111,6 +118,9 @@ class BenchmarkIndex:
         self.ngram_refs = ngram_refs
         self.short = short
         self.stats = stats
+        # long texts matched whole: the hash of their first n-gram (the anchor), and their text number
+        self.whole_hashes = np.empty(0, np.uint64) if whole_hashes is None else whole_hashes
+        self.whole_refs = np.empty(0, np.int32) if whole_refs is None else whole_refs
         self.collisions = 0  # hash hits whose tokens did not match (expected ~0)
         self._filter = _bit_filter(ngram_hashes)
 
@@ -152,7 +162,7 @@ class BenchmarkIndex:
                 long_ref.append(ref)
                 long_item.append(items[key])
                 long_len.append(len(tokens))
-            elif sum(map(is_wordlike, tokens)) < config.min_wordlike_tokens:
+            elif sum(map(is_wordlike, tokens)) < config.min_wordlike_whole:
                 stats.uninformative_short_texts += 1
             else:
                 short_parts.setdefault(len(tokens), []).append((sequence_hash(tokens), ref))
@@ -174,6 +184,9 @@ class BenchmarkIndex:
         informative = _window_sums(wordlike, config.n) >= config.min_wordlike_tokens
         stats.uninformative_ngrams = int((valid & ~informative).sum())
         keep = valid & informative
+        whole_hashes, whole_refs = _whole_text_anchors(
+            all_h, keep, text_of_token, wordlike, lengths, np.asarray(long_ref, dtype=np.int32), config, stats
+        )
         all_h = all_h[keep]
         window_text = text_of_token[: len(keep)][keep]
         all_r = np.asarray(long_ref, dtype=np.int32)[window_text] if len(window_text) else np.empty(0, np.int32)
@@ -194,7 +207,7 @@ class BenchmarkIndex:
             h, first = np.unique(h, return_index=True)
             short[length] = (h, r[first])
         stats.build_seconds = round(time.perf_counter() - t0, 3)
-        return cls(config, kept, ngram_hashes, ngram_refs.astype(np.int32), short, stats)
+        return cls(config, kept, ngram_hashes, ngram_refs.astype(np.int32), short, stats, whole_hashes, whole_refs)
 
     # ------------------------------------------------------------------ query
     def find(self, tokens: list[str], limit: int | None = None) -> list[TextMatch]:
@@ -207,9 +220,12 @@ class BenchmarkIndex:
             return []
         hashes = token_hashes(tokens)
         found: dict[int, list] = {}  # ref -> [kind, start, length, windows]
-        self._hits(tokens, hashes, self.config.n, self.ngram_hashes, self.ngram_refs, "ngram", found, self._filter)
+        n = self.config.n
+        wh = window_hashes(hashes, n)
+        self._hits(tokens, wh, n, self.ngram_hashes, self.ngram_refs, "ngram", found, self._filter)
+        self._hits(tokens, wh, n, self.whole_hashes, self.whole_refs, "whole", found)
         for length, (table, refs) in self.short.items():
-            self._hits(tokens, hashes, length, table, refs, "exact", found)
+            self._hits(tokens, window_hashes(hashes, length), length, table, refs, "exact", found)
         ordered = sorted(found.items(), key=lambda kv: kv[1][1])
         if limit is not None:
             ordered = ordered[:limit]
@@ -219,10 +235,12 @@ class BenchmarkIndex:
             out.append(TextMatch(benchmark, item_id, fld, kind, start, ngram_text(tokens, start, length), windows))
         return out
 
-    def _hits(self, tokens, hashes, length, table, refs, kind, found, bit_filter=None) -> None:
-        if len(tokens) < length or len(table) == 0:
+    def _hits(self, tokens, wh, length, table, refs, kind, found, bit_filter=None) -> None:
+        """Record in ``found`` the verified hits of the page's window hashes ``wh`` (windows of
+        ``length`` tokens) in ``table``. ``kind`` "whole": ``table`` holds the first n-gram of
+        texts matched whole, and the hit must be followed by the rest of the text."""
+        if len(wh) == 0 or len(table) == 0:
             return
-        wh = window_hashes(hashes, length)
         starts = np.arange(len(wh))
         if bit_filter is not None:  # drops most non-members before the binary search
             maybe = _in_bit_filter(bit_filter, wh)
@@ -231,18 +249,30 @@ class BenchmarkIndex:
         pos[pos == len(table)] = 0
         hit = np.nonzero(table[pos] == wh)[0]
         for start, p in zip(starts[hit].tolist(), pos[hit].tolist()):
-            ref = int(refs[p])
-            gram = ngram_text(tokens, start, length)
-            text = self.texts[ref][3]
-            ok = gram == text if kind == "exact" else f" {gram} " in f" {text} "
-            if not ok:
-                self.collisions += 1
-                continue
-            entry = found.get(ref)
-            if entry is None:
-                found[ref] = [kind, start, length, 1]
-            else:
-                entry[3] += 1
+            # several whole texts may share their first n-gram: try every entry with this hash
+            end = int(np.searchsorted(table, table[p], side="right")) if kind == "whole" else p + 1
+            for q in range(p, end):
+                ref = int(refs[q])
+                text = self.texts[ref][3]
+                gram = ngram_text(tokens, start, length)
+                if kind == "exact":
+                    ok = gram == text
+                elif kind == "ngram":
+                    ok = f" {gram} " in f" {text} "
+                else:  # whole: the anchor is the text's first n-gram, the rest must follow it
+                    ok = text == gram or text.startswith(gram + " ")
+                    if ok:
+                        gram = ngram_text(tokens, start, text.count(" ") + 1)
+                        if gram != text:  # the text's start, not all of it: no match, no collision
+                            continue
+                if not ok:
+                    self.collisions += 1
+                    continue
+                entry = found.get(ref)
+                if entry is None:
+                    found[ref] = ["exact" if kind == "whole" else kind, start, gram.count(" ") + 1, 1]
+                else:
+                    entry[3] += 1
 
     # ------------------------------------------------------------------ size, persistence
     @property
@@ -250,6 +280,7 @@ class BenchmarkIndex:
         """Bytes held by the hash arrays and the stored normalised texts."""
         arrays = self.ngram_hashes.nbytes + self.ngram_refs.nbytes + self._filter.nbytes
         arrays += sum(h.nbytes + r.nbytes for h, r in self.short.values())
+        arrays += self.whole_hashes.nbytes + self.whole_refs.nbytes
         texts = sum(len(t[3].encode("utf-8")) + len(t[1]) + 64 for t in self.texts)
         return int(arrays + texts)
 
@@ -275,6 +306,8 @@ class BenchmarkIndex:
             "meta": np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), dtype=np.uint8),
             "ngram_hashes": self.ngram_hashes,
             "ngram_refs": self.ngram_refs,
+            "whole_hashes": self.whole_hashes,
+            "whole_refs": self.whole_refs,
         }
         for length, (h, r) in self.short.items():
             arrays[f"short_hashes_{length}"] = h
@@ -298,6 +331,8 @@ class BenchmarkIndex:
                 z["ngram_refs"],
                 short,
                 IndexStats(**meta["stats"]),
+                z["whole_hashes"],
+                z["whole_refs"],
             )
 
     def save(self, path: str) -> None:
@@ -338,6 +373,37 @@ def _window_sums(values: np.ndarray, n: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     c = np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
     return c[n:] - c[:-n]
+
+
+def _whole_text_anchors(
+    window_h: np.ndarray,
+    indexed: np.ndarray,
+    text_of_token: np.ndarray,
+    wordlike: np.ndarray,
+    lengths: np.ndarray,
+    refs: np.ndarray,
+    config: IndexConfig,
+    stats: IndexStats,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The anchors of the long texts none of whose windows is indexed: the hash of each such
+    text's first n-gram and its text number (sorted by hash), for texts with at least
+    ``min_wordlike_whole`` word-like tokens; the others are counted as undetectable.
+
+    ``window_h``/``indexed`` cover every window start of the concatenated long texts;
+    ``text_of_token``/``wordlike`` every token; ``lengths``/``refs`` every long text."""
+    if len(lengths) == 0:
+        return np.empty(0, np.uint64), np.empty(0, np.int32)
+    text_of_window = text_of_token[: len(indexed)]
+    has_window = np.bincount(text_of_window[indexed], minlength=len(lengths)) > 0
+    words = np.bincount(text_of_token, weights=wordlike, minlength=len(lengths))
+    orphan = ~has_window
+    whole = orphan & (words >= config.min_wordlike_whole)
+    stats.whole_texts = int(whole.sum())
+    stats.undetectable_texts = int((orphan & ~whole).sum())
+    first_window = (np.cumsum(lengths) - lengths)[whole]
+    h, r = window_h[first_window], refs[whole]
+    order = np.argsort(h, kind="stable")
+    return h[order], r[order].astype(np.int32)
 
 
 def _distinct_items_per_hash(hashes: np.ndarray, items: np.ndarray, unique_hashes: np.ndarray) -> np.ndarray:

@@ -86,7 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--min_wordlike_tokens",
         type=int,
         default=defaults.min_wordlike_tokens,
-        help="index only windows with at least this many word-like tokens (0: all, as the paper)",
+        help="index only n-gram windows with at least this many word-like tokens (words of 2+ letters, "
+        "CJK characters); 0: all, as the paper",
+    )
+    p.add_argument(
+        "--min_wordlike_whole",
+        type=int,
+        default=defaults.min_wordlike_whole,
+        help="match a short text, or a long text none of whose windows is indexed, as a whole only if it "
+        "has at least this many word-like tokens (0: all, as the paper)",
+    )
+    p.add_argument(
+        "--plain_rule",
+        action="store_true",
+        help="the paper's plain rule: sets --min_wordlike_tokens 0 --min_wordlike_whole 0 --max_items_per_ngram 0",
     )
     p.add_argument(
         "--max_items_per_ngram",
@@ -147,7 +160,15 @@ def run(argv: list[str] | None = None) -> dict:
     if args.index:
         index = BenchmarkIndex.load(args.index)
     else:
-        config = IndexConfig(args.ngram, args.min_short_tokens, args.max_items_per_ngram, args.min_wordlike_tokens)
+        if args.plain_rule:
+            args.min_wordlike_tokens = args.min_wordlike_whole = args.max_items_per_ngram = 0
+        config = IndexConfig(
+            n=args.ngram,
+            min_short_tokens=args.min_short_tokens,
+            max_items_per_ngram=args.max_items_per_ngram,
+            min_wordlike_tokens=args.min_wordlike_tokens,
+            min_wordlike_whole=args.min_wordlike_whole,
+        )
         index = build_index(specs, config)
     data = index.to_bytes()
     schema = _input_schema(args.input, dry_run)

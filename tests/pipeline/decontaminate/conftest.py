@@ -25,7 +25,8 @@ def default_index_file(default_index, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def clean_pages(shared_data) -> list[tuple[str, str]]:
-    """(name, text) of the 36 labelled math HTML pages (main text by trafilatura) and the 30
+    """(name, text) of the 36 labelled math HTML pages (main text by the project's math-preserving
+    extractor, ``pipeline.extract.html_math``, extracted once per session) and the 30
     Common Crawl text documents of the shared test data."""
     return math_html_texts(shared_data) + cc_texts(shared_data)
 

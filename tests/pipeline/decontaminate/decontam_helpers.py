@@ -28,13 +28,35 @@ def cc_texts(shared: Path) -> list[tuple[str, str]]:
     return out
 
 
-def math_html_texts(shared: Path) -> list[tuple[str, str]]:
-    import trafilatura
+def _page_urls(shared: Path) -> dict[str, str | None]:
+    """file (relative to ``shared``) -> the page's URL from ``html/pages.jsonl`` (None when unknown)."""
+    urls = {}
+    with open(shared / "html" / "pages.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            urls[row["file"]] = row.get("url") or None
+    return urls
 
+
+def extracted_text(shared: Path, file: str) -> str:
+    """The main text of the HTML page ``file`` (relative to ``shared``) as the real pipeline
+    sees it: the project's math-preserving extractor, formulas kept as ``$..$`` TeX."""
+    from pipeline.extract.html_math import extract_main_text
+
+    html = (shared / file).read_text(encoding="utf-8", errors="replace")
+    return extract_main_text(html, _page_urls(shared).get(file)).text
+
+
+def math_html_texts(shared: Path) -> list[tuple[str, str]]:
+    """(name, main text) of the labelled math HTML pages, extracted as by the extract stage."""
+    from pipeline.extract.html_math import extract_main_text
+
+    urls = _page_urls(shared)
     out = []
     for path in sorted((shared / "html" / "math").glob("*.html")):
+        name = f"html/math/{path.name}"
         html = path.read_text(encoding="utf-8", errors="replace")
-        out.append((f"html/math/{path.name}", trafilatura.extract(html) or ""))
+        out.append((name, extract_main_text(html, urls.get(name)).text))
     return out
 
 
@@ -89,10 +111,7 @@ def make_leaks(shared_data: Path) -> list[Leak]:
     """The issue's six planted leaks, each inside a real page of the shared test data."""
     cc = cc_texts(shared_data)
     english = cc[0][1]
-    zh_html = (shared_data / "html" / "nonmath" / "mineru__html__zh.html").read_text(encoding="utf-8")
-    import trafilatura
-
-    chinese = trafilatura.extract(zh_html)
+    chinese = extracted_text(shared_data, "html/nonmath/mineru__html__zh.html")
     gsm8k, math, cmath = benchmark_rows("gsm8k"), benchmark_rows("math"), benchmark_rows("cmath")
     cloze = benchmark_rows("gaokao_mathcloze")
 

@@ -60,6 +60,35 @@ def test_too_short_and_numbers_only_texts_are_not_indexed():
     assert _found(plain, "count 1 2 3 4 5 6 7 8 9 10 11 12") == [("toy:0", "ngram")]
 
 
+def test_windows_need_two_words_by_default():
+    solution = r"By the quadratic formula, $x = \frac{-b \pm \sqrt{b^2 - 4ac}}{2a}$, so the roots are real."
+    formula = r"the roots of $ax^2+bx+c=0$ are $x=\dfrac{-b\pm\sqrt{b^2-4ac}}{2a}$."
+    assert tokenize(formula)[-10:] == ["x", "\\frac", "b", "\\sqrt", "b", "2", "4", "ac", "2", "a"]
+    assert _found(_index(solution), formula) == []  # one word-like token ("ac") in the window
+    assert _found(_index(solution, min_wordlike_tokens=1), formula) == [("toy:0", "ngram")]
+    page = r"Recall: by the quadratic formula, $x=\dfrac{-b\pm\sqrt{b^2-4ac}}{2a}$."  # "formula" + "ac"
+    assert _found(_index(solution), page) == [("toy:0", "ngram")]
+
+
+def test_texts_without_an_indexed_window_are_matched_whole():
+    problem = r"Compute $\tan 5^\circ \tan 25^\circ \tan 45^\circ \tan 165^\circ$."  # 13 tokens, 1 word
+    index = _index(problem)
+    assert (index.stats.ngrams, index.stats.whole_texts, index.stats.undetectable_texts) == (0, 1, 0)
+    (m,) = index.find(tokenize(f"Homework 3. {problem} Due Monday."))
+    assert (m.item_id, m.kind, m.matched) == ("toy:0", "exact", " ".join(tokenize(problem)))
+    assert _found(index, r"Compute $\tan 5^\circ \tan 25^\circ \tan 45^\circ \tan 165^\circ + 1$") == [("toy:0", "exact")]
+    assert _found(index, r"compute \tan 5 \circ \tan 25 \circ \tan 45 \circ \tan 60 \circ") == []
+    assert index.collisions == 0  # a text's first n-gram without the rest is no collision
+    # two texts sharing their first n-gram are told apart
+    other = problem.replace("165", "175")
+    both = _index(problem, other)
+    assert both.stats.whole_texts == 2 and _found(both, other) == [("toy:1", "exact")]
+    # formulas without any word are not matched whole (min_wordlike_whole=1), unless asked
+    bare = r"$\binom{10}{4} = \frac{10!}{4!6!} = \frac{10\cdot 9\cdot 8\cdot 7}{4\cdot 3\cdot 2\cdot 1} = 210$"
+    assert _index(bare).stats.undetectable_texts == 1 and _found(_index(bare), bare) == []
+    assert _found(_index(bare, min_wordlike_tokens=0, min_wordlike_whole=0), bare) == [("toy:0", "ngram")]
+
+
 def test_configurable_n():
     index = _index(LONG, n=13)
     assert _found(index, "all but nine run away how many sheep does the farmer have") == []
