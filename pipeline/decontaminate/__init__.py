@@ -11,9 +11,11 @@ Departures from the paper (each configurable back to the paper's plain rule wher
 - tokens are our own normalised tokens (the paper does not define its tokeniser): words,
   numbers, TeX command names, one token per CJK character; operators, punctuation, TeX spacing
   and delimiters are dropped, so re-typeset or re-flowed leaks still match;
-- n-gram windows without a word-like token (only numbers, single-letter variables and TeX
-  commands) are not indexed (``--min_wordlike_tokens 0`` indexes them): lists such as
-  ``1 2 3 ... 10`` or formula fragments occur on countless clean pages;
+- n-gram windows with fewer than two word-like tokens (words of 2+ letters, CJK characters;
+  not numbers, single-letter variables or TeX commands) are not indexed: lists such as
+  ``1 2 3 ... 9 and`` or formulas such as the quadratic formula occur on countless clean pages;
+  a long text left without an indexed window is matched as a whole instead, so every text with
+  a word in it stays detectable (``--plain_rule`` restores the paper's rule);
 - GSM8K calculator annotations and MATH Asymptote code are removed before matching;
 - Gaokao multiple-choice stems are indexed together with their options (a stem alone such as
   ``若a>b，则`` would be a 5-token "short text" matching countless pages); one-token answers

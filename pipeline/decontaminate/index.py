@@ -14,13 +14,21 @@ token sequence. Here:
   collision is counted and ignored) and the audit can name the item and the matched words;
 - memory: 12 bytes per distinct n-gram, a 2 MiB bitmap (a one-hash Bloom filter that spares
   most page windows the binary search) and the normalised texts; for the bundled default
-  benchmarks 0.59 M n-grams: 13 MiB in memory, 6.5 MiB on disk (``BenchmarkIndex.memory_bytes``).
+  benchmarks 0.55 M n-grams: 12.6 MiB in memory, 6.2 MiB on disk (``BenchmarkIndex.memory_bytes``).
 
 Departures from the paper:
-- windows with fewer than ``min_wordlike_tokens`` (default 1) word-like tokens (words of two or
-  more letters, CJK characters) are not indexed: a run of numbers, single-letter variables and
-  TeX commands (``1 2 3 ... 10``, ``a 2 b 2 c 2 \\frac 1 2``) is common text, not
-  evidence of a leak (0 gives the paper's plain rule); the same holds for short texts;
+- n-gram windows with fewer than ``min_wordlike_tokens`` (default 2) word-like tokens (words
+  of two or more letters, CJK characters; not numbers, single letters or TeX commands) are not
+  indexed: a formula or a list with at most one word in it (``1 2 3 ... 10``,
+  ``x \\frac b \\sqrt b 2 4 ac 2 a``, ``1 2 3 4 5 6 7 8 9 and``) is common text, not evidence
+  of a leak;
+- so that no benchmark text is lost by that, a long text none of whose windows is indexed is
+  matched as a whole token sequence instead (anchored on the hash of its first n-gram, then
+  verified token by token), like a short text; whole texts (short or long) need
+  ``min_wordlike_whole`` (default 1) word-like tokens: a text that is a bare formula
+  (``\\binom 10 4 ... 210``) is not indexed at all (counted as ``undetectable_texts`` /
+  ``uninformative_short_texts``);
+- ``min_wordlike_tokens=0, min_wordlike_whole=0`` is the paper's plain rule (``--plain_rule``);
 - identical normalised texts are indexed once (the audit names the first item holding them);
 - optional ``max_items_per_ngram`` (default 0 = off, the paper's rule): n-grams shared by at
   least that many distinct benchmark items are treated as template phrasing and not indexed
@@ -52,7 +60,8 @@ class IndexConfig:
     min_short_tokens: int = 3  # benchmark texts of min_short_tokens..n-1 tokens are matched whole
     max_items_per_ngram: int = 0  # >0: drop n-grams found in at least this many items (0: keep all)
     min_wordlike_tokens: int = 2  # n-gram windows with fewer word-like tokens are not indexed (paper: 0)
-    min_wordlike_whole: int = 1  # whole texts (short ones, or long ones without an indexed window) need this many (paper: 0)
+    # whole texts (short ones, or long ones without an indexed window) need this many (paper: 0)
+    min_wordlike_whole: int = 1
 
     def __post_init__(self) -> None:
         if self.n < 1:

@@ -76,7 +76,9 @@ def test_texts_without_an_indexed_window_are_matched_whole():
     assert (index.stats.ngrams, index.stats.whole_texts, index.stats.undetectable_texts) == (0, 1, 0)
     (m,) = index.find(tokenize(f"Homework 3. {problem} Due Monday."))
     assert (m.item_id, m.kind, m.matched) == ("toy:0", "exact", " ".join(tokenize(problem)))
-    assert _found(index, r"Compute $\tan 5^\circ \tan 25^\circ \tan 45^\circ \tan 165^\circ + 1$") == [("toy:0", "exact")]
+    assert _found(index, r"Compute $\tan 5^\circ \tan 25^\circ \tan 45^\circ \tan 165^\circ + 1$") == [
+        ("toy:0", "exact")
+    ]
     assert _found(index, r"compute \tan 5 \circ \tan 25 \circ \tan 45 \circ \tan 60 \circ") == []
     assert index.collisions == 0  # a text's first n-gram without the rest is no collision
     # two texts sharing their first n-gram are told apart
