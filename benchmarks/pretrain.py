@@ -56,10 +56,10 @@ def model_spec(args) -> dict:
 
 
 def pretrain_config(args, workdir: Path, output: Path):
+    import yaml
+
     from training.config import load_config
     from training.pretrain import PretrainConfig
-
-    import yaml
 
     data = {
         "output_dir": str(output),
@@ -102,8 +102,7 @@ def worker_trainer(args, workdir: Path) -> dict:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from training.data.loader import DataConfig, RankBatches, resolve_sources
-    from training.data.loader import SourceConfig
+    from training.data.loader import DataConfig, RankBatches, SourceConfig, resolve_sources
     from training.modeling import load_model, load_tokenizer
 
     after_imports = rss_mib()
@@ -198,7 +197,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for name in ("trainer", "ours"):
                 proc = subprocess.run([sys.executable, __file__, *passthrough, "--worker", name, "--workdir", tmp],
-                                      env=env, capture_output=True, text=True, cwd=REPO)
+                                      env=env, capture_output=True, text=True, cwd=REPO, check=False)
                 lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
                 if proc.returncode or not lines:
                     sys.exit(f"{name} failed:\n{proc.stderr[-4000:]}")

@@ -50,12 +50,28 @@ import yaml
 from pipeline.paths import REPO_ROOT
 from training.checkpoint import latest_checkpoint, load_trainer_state, restore_training_state, save_checkpoint
 from training.config import config_to_dict, parse_job_args
-from training.data.loader import DataConfig, Prefetcher, RankBatches, merge_data_states, resolve_sources, \
-    summarise_streams
+from training.data.loader import (
+    DataConfig,
+    Prefetcher,
+    RankBatches,
+    merge_data_states,
+    resolve_sources,
+    summarise_streams,
+)
 from training.data.mixture import normalise_weights, realised_shares
 from training.data.readers import DocumentReader
-from training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, broadcast_object, cleanup, \
-    gradient_sync, init_distributed, unwrap, wrap_model
+from training.distributed import (
+    DistInfo,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    cleanup,
+    gradient_sync,
+    init_distributed,
+    unwrap,
+    wrap_model,
+)
 from training.modeling import load_model, load_tokenizer, train_bpe_tokenizer
 from training.plots import plot_training_curves
 from training.schedules import SCHEDULES, make_scheduler
@@ -296,7 +312,7 @@ class _StopFlag:
             for sig in (signal.SIGTERM, signal.SIGUSR1):
                 self._previous[sig] = signal.signal(sig, self._handle)
 
-    def _handle(self, signum, frame):  # noqa: ARG002
+    def _handle(self, signum, frame):
         log.warning("signal %s: stopping after this step with a checkpoint", signum)
         self.raised = True
 

@@ -65,7 +65,7 @@ def detect_format(path: str, declared: str = "auto") -> str:
             raise ValueError(f"unknown format {declared!r}; choose auto, {', '.join(FORMATS)}")
         return declared
     name = path.lower()
-    if name.endswith(".parquet") or name.endswith(".pq"):
+    if name.endswith((".parquet", ".pq")):
         return PARQUET
     if any(name.endswith(ext) for ext in (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".jsonl.zst", ".json")):
         return JSONL
