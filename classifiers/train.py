@@ -305,8 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """``TrainConfig`` from defaults, then ``--config`` YAML, then flags."""
-    args = build_parser().parse_args(argv)
-    given = vars(args)
+    data, ft_data = merge_yaml_and_flags(vars(build_parser().parse_args(argv)))
+    return TrainConfig(**data, fasttext=FastTextConfig(**ft_data))
+
+
+def merge_yaml_and_flags(given: dict) -> tuple[dict, dict]:
+    """``(settings, fastText settings)`` from parsed flags over the ``--config`` YAML they name.
+
+    Flags given on the command line win over the file; ``ft_``-prefixed flags and the YAML's
+    ``fasttext:`` section make up the fastText settings.
+    """
+    given = dict(given)
     data: dict = {}
     if "config" in given:
         with FileSystems.open(given.pop("config")) as fh:
@@ -317,7 +326,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
             ft_data[key[3:]] = value
         else:
             data[key] = value
-    return TrainConfig(**data, fasttext=FastTextConfig(**ft_data))
+    return data, ft_data
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -12,11 +12,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import yaml
-from apache_beam.io.filesystems import FileSystems
-
 from classifiers.normalize import DEFAULT_MAX_TOKENS
-from classifiers.train import FastTextConfig
+from classifiers.train import FastTextConfig, merge_yaml_and_flags
 from pipeline.rounds import discovery
 
 
@@ -106,17 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv: Sequence[str] | None) -> tuple[RoundsConfig, list[str]]:
     """``(RoundsConfig, remaining Beam args)`` from defaults, ``--config`` YAML and flags."""
     args, beam_args = build_parser().parse_known_args(argv)
-    given = vars(args)
-    data: dict = {}
-    if "config" in given:
-        with FileSystems.open(given.pop("config")) as fh:
-            data = yaml.safe_load(fh.read()) or {}
-    ft_data = dict(data.pop("fasttext", {}) or {})
-    for key, value in given.items():
-        if key.startswith("ft_"):
-            ft_data[key[3:]] = value
-        else:
-            data[key] = value
+    data, ft_data = merge_yaml_and_flags(vars(args))
     unknown = set(data) - {f.name for f in dataclasses.fields(RoundsConfig)}
     if unknown:
         raise ValueError(f"unknown rounds options: {sorted(unknown)}")
