@@ -138,12 +138,13 @@ def test_interrupted_and_resumed_run_reproduces_the_losses(tmp_path, tokenizer_d
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_two_process_ddp_matches_one_process(tmp_path, tokenizer_dir):
-    """torchrun with 2 CPU processes (gloo) gives the losses of 1 process with the same global batch."""
-    common = ("--train.max_steps", "4", "--data.num_streams", "2", "--train.micro_batch_size", "2")
-    single = run(tiny_config(tmp_path / "one", tokenizer_dir, *common))
-    cfg = tiny_config(tmp_path / "two", tokenizer_dir, *common)
-    config_file = tmp_path / "two-config.yaml"
+TWO_PROCESS_ARGS = ("--train.max_steps", "4", "--data.num_streams", "2", "--train.micro_batch_size", "2")
+
+
+def torchrun_two_cpu_processes(out: Path, tokenizer_dir: Path, *overrides: str) -> dict:
+    """Run the tiny config under ``torchrun --nproc_per_node 2`` (gloo, one thread each); its summary."""
+    cfg = tiny_config(out, tokenizer_dir, *TWO_PROCESS_ARGS, *overrides)
+    config_file = out.parent / f"{out.name}-config.yaml"
     yaml.safe_dump(config_to_dict(cfg), config_file.open("w"))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(
@@ -158,7 +159,28 @@ def test_two_process_ddp_matches_one_process(tmp_path, tokenizer_dir):
         _, stderr = proc.communicate()
         pytest.fail(f"torchrun did not finish in 300 s: {stderr[-3000:]}")
     assert proc.returncode == 0, stderr[-3000:]
-    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["batch"]["per_rank"] == 4
-    assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), rel=1e-5)
+    return summary
+
+
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory, tokenizer_dir) -> tuple[Path, dict]:
+    """The reference for the two-process runs: one process, same global batch (8 sequences)."""
+    out = tmp_path_factory.mktemp("one-process") / "run"
+    return out, run(tiny_config(out, tokenizer_dir, *TWO_PROCESS_ARGS))
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_match_one_process(tmp_path, tokenizer_dir, one_process_run, parallel):
+    """torchrun with 2 CPU processes (gloo) gives the losses and final model of 1 process with the same
+    global batch, with DDP and with FSDP2 (every decoder layer and the root sharded over the 2 ranks)."""
+    single_dir, single = one_process_run
+    summary = torchrun_two_cpu_processes(tmp_path / parallel, tokenizer_dir, "--train.parallel", parallel)
+    assert yaml.safe_load((tmp_path / parallel / "config.yaml").read_text())["train"]["parallel"] == parallel
+    assert losses(tmp_path / parallel) == pytest.approx(losses(single_dir), rel=1e-5)
     assert summary["sources"]["seed"]["tokens"] == single["sources"]["seed"]["tokens"]
+    a = load_model(single_dir / "final").state_dict()
+    b = load_model(tmp_path / parallel / "final").state_dict()  # FSDP: gathered from both shards
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
