@@ -205,6 +205,9 @@ def headline(summary: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Progress of our own stages (rounds, thresholds, counts) on the console; Beam's INFO stays quiet.
+    for name in ("pipeline", "classifiers"):
+        logging.getLogger(name).setLevel(logging.INFO)
     run(argv)
 
 
