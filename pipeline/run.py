@@ -119,25 +119,21 @@ def recalled_dir(rounds_dir: str) -> str:
     return beam_utils.join(rounds_dir, "recalled")
 
 
-def run_stage(plan: StagePlan, force: bool = False) -> tuple[dict, bool]:
+def run_stage(plan: StagePlan, force: bool = False, dry_run: bool = False) -> tuple[dict, bool]:
     """Run one stage unless its output is complete; returns (summary, skipped).
 
     ``force`` (set for every stage after one that ran, since its input changed) clears the old
-    output first, so the stage cannot return a stale complete result.
+    output first, so the stage cannot return a stale complete result. A dry run (the job is only
+    built, e.g. ``--runner=DataflowRunner --dry_run=True``) touches no output at all.
     """
-    if not force and beam_utils.is_complete(plan.output):
+    if not dry_run and not force and beam_utils.is_complete(plan.output):
         summary_path = beam_utils.join(plan.output, "summary.json")
         summary = beam_utils.read_json(summary_path) if beam_utils.FileSystems.exists(summary_path) else {}
         return summary, True
     module = importlib.import_module(plan.module)
-    if force and not beam_utils.is_dry_run(beam_utils.pipeline_options(_beam_part(plan.argv))):
+    if force and not dry_run:
         beam_utils.clear_output(plan.output)
     return module.run(plan.argv), False
-
-
-def _beam_part(argv: list[str]) -> list[str]:
-    """The Beam options of a stage command line (for checking ``--dry_run``)."""
-    return [a for a in argv if a.startswith(("--runner", "--dry_run"))]
 
 
 def parse_args(argv: Sequence[str] | None):
@@ -171,22 +167,22 @@ def run(argv: Sequence[str] | None = None) -> dict:
     summaries: dict[str, dict] = {}
     started = time.time()
     force = args.force
+    dry_run = beam_utils.is_dry_run(beam_utils.pipeline_options(options_to_argv(cfg.beam) + list(beam_args)))
     for i, plan in enumerate(plan_stages(cfg, beam_args), 1):
         if plan.name not in wanted:
             continue
         t0 = time.time()
-        will_run = force or not beam_utils.is_complete(plan.output)
-        if plan.name == "corpus" and will_run and not beam_utils.is_dry_run(beam_utils.pipeline_options(_beam_part(plan.argv))):
+        if plan.name == "corpus" and not dry_run and (force or not beam_utils.is_complete(plan.output)):
             beam_utils.write_json(lineage_path(cfg.output), {
                 "stages": summaries, "sources": list(cfg.input),
                 "parameters": {name: getattr(cfg, name) for name in STAGES + ["beam"]}})
         print(f"[{i}/{len(STAGES)}] {plan.name}: {plan.output}", flush=True)
-        summary, skipped = run_stage(plan, force=force)
+        summary, skipped = run_stage(plan, force=force, dry_run=dry_run)
         force = force or not skipped  # a stage that ran changes the input of every later stage
         summaries[plan.name] = summary
         note = "skipped (complete)" if skipped else f"done in {time.time() - t0:.1f}s"
         print(f"[{i}/{len(STAGES)}] {plan.name}: {note} {headline(summary)}", flush=True)
-    if summaries.get("corpus", {}).get("dry_run"):
+    if dry_run:
         return summaries
     if "corpus" in summaries:
         write_run_report(cfg, summaries, wall_seconds=time.time() - started)

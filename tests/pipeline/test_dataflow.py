@@ -62,3 +62,16 @@ def test_custom_worker_image_reaches_the_job():
     image = "us-central1-docker.pkg.dev/dsm-test-project/dsm/dsm-worker:v1"
     _, job = build_job("corpus", [f"--sdk_container_image={image}"])
     assert job.options.view_as(WorkerOptions).sdk_container_image == image
+
+
+def test_whole_chain_with_the_common_crawl_config_builds_offline():
+    """``configs/run/commoncrawl.yaml`` (the paper's settings) is accepted by every stage, and the
+    orchestrator builds every job without touching the (unreachable) gs:// output."""
+    from pipeline.run import STAGES, run
+
+    summaries = run(["--config", str(REPO_ROOT / "configs" / "run" / "commoncrawl.yaml"),
+                     "--input=gs://dsm-test-bucket/warc/*.warc.gz", f"--output={BUCKET}/chain",
+                     "--seed=gs://dsm-test-bucket/owm/*.parquet", *DATAFLOW_DRY_RUN_ARGS])
+    assert list(summaries) == STAGES
+    assert all(s.get("dry_run") is True for s in summaries.values())
+    assert summaries["rounds"]["parameters"]["token_budget"] == 40_000_000_000
