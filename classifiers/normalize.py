@@ -31,22 +31,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from pipeline.unicode_scripts import UNSEGMENTED_RANGES  # one definition for every stage
+
 DEFAULT_MAX_TOKENS = 20_000
 
 # Scripts that do not separate words with spaces: one token per character.
-UNSEGMENTED_RANGES = (
-    "\u0e00-\u0e7f"  # Thai
-    "\u0e80-\u0eff"  # Lao
-    "\u0f00-\u0fff"  # Tibetan
-    "\u1000-\u109f"  # Myanmar
-    "\u1780-\u17ff"  # Khmer
-    "\u3040-\u309f"  # Hiragana
-    "\u30a0-\u30ff"  # Katakana
-    "\u3400-\u4dbf"  # CJK Unified Ideographs Extension A
-    "\u4e00-\u9fff"  # CJK Unified Ideographs
-    "\uf900-\ufaff"  # CJK Compatibility Ideographs
-    "\U00020000-\U0003134f"  # CJK Extensions B-G
-)
 UNSEGMENTED_CHAR = f"[{UNSEGMENTED_RANGES}]"
 
 _TOKEN = re.compile(

@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pipeline.unicode_scripts import UNSEGMENTED_RANGES
+
 # Scripts written without spaces between words: each character counts as a token.
-_UNSEGMENTED = (
-    "\u2e80-\u2fff\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\u0e00-\u0e7f\U00020000-\U0002ffff"
-)
+_UNSEGMENTED = UNSEGMENTED_RANGES
 _TOKEN_RE = re.compile(f"[{_UNSEGMENTED}]|[^\\s{_UNSEGMENTED}]+")
 
 

@@ -36,20 +36,11 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from pipeline.unicode_scripts import UNSEGMENTED_RANGES
+
 # Unsegmented scripts, tokenised one character per token: CJK ideographs (incl. extensions and
 # compatibility forms), Hiragana/Katakana, Bopomofo, Thai, Lao, Myanmar, Khmer.
-_UNSEGMENTED = (
-    "\u0e00-\u0eff"  # Thai, Lao
-    "\u1000-\u109f"  # Myanmar
-    "\u1780-\u17ff"  # Khmer
-    "\u2e80-\u2fdf"  # CJK radicals, Kangxi radicals
-    "\u3005-\u3007"  # iteration mark, closing mark, ideographic zero
-    "\u3040-\u31ff"  # Hiragana, Katakana, Bopomofo, Hangul compatibility jamo, Kanbun, ...
-    "\u3400-\u4dbf"  # CJK extension A
-    "\u4e00-\u9fff"  # CJK unified ideographs
-    "\uf900-\ufaff"  # CJK compatibility ideographs
-    "\U00020000-\U0003134f"  # CJK extensions B..G
-)
+_UNSEGMENTED = UNSEGMENTED_RANGES
 _UNSEGMENTED_CHAR = re.compile(f"[{_UNSEGMENTED}]")
 
 # Unicode math symbols -> TeX (applied before case folding; NFKC leaves these alone).

@@ -47,6 +47,8 @@ from itertools import accumulate
 
 import numpy as np
 
+from pipeline.unicode_scripts import UNSEGMENTED_RANGES
+
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 
 try:  # CPython's built-in SHA-1: same digests as hashlib's OpenSSL one, ~40% faster on short inputs
@@ -55,10 +57,7 @@ except ImportError:  # pragma: no cover - other interpreters
     _SHA1 = hashlib.sha1
 
 # A token: one CJK character, a run of word characters, or one other non-space symbol.
-_CJK = (
-    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff"
-)
+_CJK = UNSEGMENTED_RANGES  # one token per character of a script written without spaces
 TOKEN_RE = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])\w)+|[^\w\s]")
 _WORD_RE = re.compile(r"\w+|[^\w\s]")
 _CJK_RE = re.compile(rf"[{_CJK}]")
