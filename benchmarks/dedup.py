@@ -14,7 +14,6 @@ Usage: ``python benchmarks/dedup.py [--docs 3000] [--skew 20000 50000]``
 from __future__ import annotations
 
 import argparse
-import glob
 import gzip
 import hashlib
 import json
@@ -25,7 +24,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.dedup.evaluation import cluster_pairs, generated_pages, pair_metrics, similar_pairs
+from pipeline.dedup.evaluation import cluster_pairs, generated_pages, output_clusters, pair_metrics, similar_pairs
 from pipeline.dedup.minhash import MinHashConfig, MinHasher, shingles
 from pipeline.dedup.pipeline import run
 from pipeline.paths import BENCHMARK_DIR, shared_data_dir
@@ -190,13 +188,7 @@ def main() -> None:
     shared = shared_data_dir()
     qrows, qtexts = generated_pages(real_texts(800), seed=1234)
     summary, _, out = stage_run(qrows, ["--cc_rounds", "3"])
-    clusters = defaultdict(list)
-    for f in glob.glob(os.path.join(out, "*.parquet")):
-        for r in pq.read_table(f, columns=["id"]).to_pylist():
-            clusters[r["id"]].append(r["id"])
-    for r in pq.read_table(os.path.join(out, "removed")).to_pylist():
-        clusters[r["kept_id"]].append(r["id"])
-    predicted, sims = cluster_pairs(list(clusters.values())), similar_pairs(qtexts)
+    predicted, sims = cluster_pairs(output_clusters(out)), similar_pairs(qtexts)
     print(f"\n## Quality: {len(qrows)} pages (real texts{' incl. shared/data' if shared else ''} + one generated "
           f"variant each), candidates from {cfg.bands} bands x {cfg.rows} rows, exact verification at "
           f"Jaccard >= {cfg.threshold}")

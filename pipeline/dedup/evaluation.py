@@ -12,6 +12,7 @@ Used by the tests and ``benchmarks/dedup.py``:
   the pairs whose exact Jaccard is >= the threshold, next to the recall the LSH S-curve
   predicts for the same pairs (the chance that each becomes a candidate; verification then
   keeps exactly the candidates at or above the threshold).
+* ``output_clusters``: the clusters of a finished dedup output (kept id + ids removed for it).
 * ``generated_pages``: the evaluation set: every real text plus one variant.
 """
 from __future__ import annotations
@@ -100,6 +101,22 @@ def similar_pairs(texts: Mapping[str, str], shingle_size: int = 5, floor: float 
         if j >= floor:
             out[(a, b)] = j
     return out
+
+
+def output_clusters(output_dir: str) -> list[list[str]]:
+    """The clusters a finished dedup output stands for: each kept id with the ids removed in its favour."""
+    import glob
+    import os
+
+    import pyarrow.parquet as pq
+
+    clusters: dict[str, list[str]] = defaultdict(list)
+    for f in sorted(glob.glob(os.path.join(output_dir, "*.parquet"))):
+        for r in pq.read_table(f, columns=["id"]).to_pylist():
+            clusters[r["id"]].append(r["id"])
+    for r in pq.read_table(os.path.join(output_dir, "removed")).to_pylist():
+        clusters[r["kept_id"]].append(r["id"])
+    return list(clusters.values())
 
 
 def cluster_pairs(clusters: Sequence[Sequence[str]]) -> set[tuple]:

@@ -9,17 +9,14 @@ candidate S-curve predicts for these very pairs.
 """
 from __future__ import annotations
 
-import glob
 import gzip
 import json
-import os
-from collections import defaultdict
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.dedup.evaluation import cluster_pairs, generated_pages, pair_metrics, similar_pairs
+from pipeline.dedup.evaluation import cluster_pairs, generated_pages, output_clusters, pair_metrics, similar_pairs
 from pipeline.dedup.minhash import MinHashConfig
 from pipeline.dedup.pipeline import run
 from pipeline.schema import DOCUMENT_SCHEMA
@@ -45,13 +42,7 @@ def evaluated(shared_data, tmp_path_factory):
     out = str(folder / "out")
     # 3 unrolled star rounds (default 12) keep the job graph small; more are rerun if needed
     summary = run(["--input", str(folder / "in.parquet"), "--output", out, "--cc_rounds", "3"])
-    clusters = defaultdict(list)
-    for f in glob.glob(os.path.join(out, "*.parquet")):
-        for r in pq.read_table(f, columns=["id"]).to_pylist():
-            clusters[r["id"]].append(r["id"])
-    for r in pq.read_table(os.path.join(out, "removed")).to_pylist():
-        clusters[r["kept_id"]].append(r["id"])
-    return cluster_pairs(list(clusters.values())), similar_pairs(texts), summary
+    return cluster_pairs(output_clusters(out)), similar_pairs(texts), summary
 
 
 def test_similarities_span_the_whole_range(evaluated):
