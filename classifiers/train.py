@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import yaml
@@ -147,12 +147,16 @@ def train_from_texts(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     seed: int = 0,
     extra_report: dict | None = None,
+    epoch_schedule: Callable[[int], int] | None = None,
 ) -> dict:
     """Train a math classifier on two streams of texts, save it to ``output`` and return its report.
 
     The report holds the configuration, the number of
     training and validation examples per class, texts dropped because they have no token, the
     training time and the validation metrics (``None`` when the validation split is empty).
+    ``epoch_schedule`` (training examples -> epochs) overrides the configured epochs once the
+    training set's size is known. The report also holds ``validation_positive_histogram``: the
+    held-out positives' scores as ``pipeline.rounds.calibration`` logit-bin counts.
     Raises ``TrainingDataError`` when either class has no training example.
     """
     cfg = fasttext_config or FastTextConfig()
@@ -186,6 +190,8 @@ def train_from_texts(
         if counts["train_positives"] == 0 or counts["train_negatives"] == 0:
             raise TrainingDataError(f"a class has no training example: {counts}")
 
+        if epoch_schedule is not None:
+            cfg = dataclasses.replace(cfg, epoch=int(epoch_schedule(counts["train_positives"] + counts["train_negatives"])))
         local_model = output if "://" not in output else os.path.join(work_dir, "model.bin")
         if local_model == output:
             os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -196,6 +202,9 @@ def train_from_texts(
         if local_model != output:
             _copy_out(local_model, output)
         metrics = binary_metrics(validation_labels, trained["scores"]).to_dict() if validation_labels else None
+        from pipeline.rounds.calibration import histogram as score_histogram  # noqa: PLC0415 - import cycle
+
+        positive_histogram = score_histogram(s for s, y in zip(trained["scores"], validation_labels) if y == 1)
         return {
             "model": output,
             "fasttext": dataclasses.asdict(cfg),
@@ -207,6 +216,7 @@ def train_from_texts(
             "train_seconds": round(train_seconds, 3),
             "train_attempts": attempts,
             "validation": metrics,
+            "validation_positive_histogram": positive_histogram,
             **(extra_report or {}),
         }
     finally:

@@ -25,13 +25,18 @@ class RoundsConfig:
     seed: list[str] = field(default_factory=list)  # seed positives: Parquet/JSONL with `text` (OpenWebMath)
     output: str = ""
     rounds: int = 4  # the paper ran four
-    token_budget: int = 40_000_000_000  # round one of the paper kept the top 40B tokens
+    token_budget: int | None = None  # None: the calibrated cut (calibration.py); N: the paper's top-N-tokens cut (40B)
+    markup_min_formulas: int = 2  # pages with this many formulas are the cut's positive evidence
+    markup_floor_quantile: float = 0.5  # a markup page is recalled above this quantile of the negatives' scores
+    min_positive_evidence: int = 10  # fewer markup pages: the held-out seed positives calibrate the cut
+    small_data_epochs: int = 10  # at most this many fastText epochs when the training set is small ...
+    epoch_scale_examples: int = 100_000  # ... i.e. epochs = max(epoch, min(small_data_epochs, ceil(epoch * this / n)))
     positives_per_round: int = 500_000  # the paper: 500K positives ...
     negatives_per_round: int = 500_000  # ... and 500K negatives sampled from Common Crawl
     max_discovered_share: float = 0.5  # ours: at most this share of the positives are discovered pages
-    saturation_overlap: float = 0.98  # stop when this share of the recalled tokens was recalled last round
-    domain_min_share: float = discovery.DOMAIN_MIN_SHARE
-    domain_min_pages: int = 1
+    saturation_new_share: float = 0.02  # stop when at most this share of the recalled tokens is new (paper: ~98% old)
+    domain_min_share: float = discovery.DOMAIN_MIN_SHARE  # on the Wilson lower bound of the recalled share
+    domain_min_pages: int = discovery.DOMAIN_MIN_PAGES
     path_min_share: float = discovery.PATH_MIN_SHARE
     path_min_pages: int = discovery.PATH_MIN_PAGES
     path_max_depth: int = discovery.PATH_MAX_DEPTH
@@ -51,9 +56,14 @@ class RoundsConfig:
             self.seed = [self.seed]
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
-        if self.token_budget < 1 or self.positives_per_round < 1 or self.negatives_per_round < 1:
-            raise ValueError("token_budget, positives_per_round and negatives_per_round must be >= 1")
-        for name in ("max_discovered_share", "saturation_overlap", "domain_min_share", "path_min_share"):
+        if self.token_budget is not None and self.token_budget < 1:
+            raise ValueError(f"token_budget must be >= 1 (or unset for the calibrated cut), got {self.token_budget}")
+        if self.positives_per_round < 1 or self.negatives_per_round < 1:
+            raise ValueError("positives_per_round and negatives_per_round must be >= 1")
+        if self.markup_min_formulas < 1 or self.min_positive_evidence < 1 or self.small_data_epochs < 1:
+            raise ValueError("markup_min_formulas, min_positive_evidence and small_data_epochs must be >= 1")
+        for name in ("max_discovered_share", "saturation_new_share", "domain_min_share", "path_min_share",
+                     "markup_floor_quantile"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.path_max_depth < 0 or self.path_min_pages < 1:
@@ -73,6 +83,10 @@ def _number(kind: type):
     return kind
 
 
+def _optional_number(text: str) -> int | None:
+    return None if text.strip().lower() in ("", "none", "calibrated") else _number(int)(text)
+
+
 def _flag(name: str) -> list[str]:
     return ["--" + name.replace("_", "-")] + (["--" + name] if "_" in name else [])
 
@@ -88,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(defaults, f.name)
         if f.name == "seed":
             p.add_argument("--seed", action="append", help="seed positives (repeatable): Parquet/JSONL files, globs, folders")
+        elif f.name == "token_budget":
+            p.add_argument("--token-budget", "--token_budget", dest="token_budget", type=_optional_number,
+                           help="keep the top N tokens (the paper: 40B) instead of the calibrated cut; 'none' for the cut")
         elif f.name in ("pool", "output", "paths", "tokenizer"):
             p.add_argument(*_flag(f.name), dest=f.name, help=f"default {default!r}")
         else:

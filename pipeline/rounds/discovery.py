@@ -1,7 +1,10 @@
 """Math domains and URL paths: the paper's step 4, as pure functions.
 
 Method (DeepSeekMath section 2.1): pages are grouped by domain ("same base URL"); a domain
-where more than 10% of its pages were recalled is math-related. Within those domains the
+where more than 10% of its pages were recalled is math-related. Here that share must be shown
+with evidence: the domain needs at least ``DOMAIN_MIN_PAGES`` pages and the lower end of the
+95% Wilson interval of its recalled share must exceed 10% (one recalled page out of one, or 3
+out of 20 on a news site, is no evidence; 3 out of 3, or 30 out of 100, is). Within those domains the
 paper picked the URL paths that hold math by hand (e.g. ``mathoverflow.net/questions``), and
 added the pages under them that the classifier missed to the seed as new positives.
 
@@ -10,7 +13,9 @@ Here the path choice is proposed automatically and left editable:
   ``https://mathoverflow.net/questions/123/title`` and depth 2 they are ``/``,
   ``/questions/`` and ``/questions/123/`` (the last segment is the page, not a directory).
 - Per (domain, prefix): pages, recalled pages, their tokens. A prefix is *accepted* when at
-  least ``min_pages`` pages sit under it, at least ``min_share`` of them were recalled, and no
+  least ``min_pages`` pages sit under it, the Wilson lower bound of their recalled share is at
+  least ``min_share`` (so the root of a news site with a few math articles is never harvested
+  whole), and no
   shorter prefix of the same domain is already accepted (the most general qualifying prefix
   wins, so ``/`` is accepted for a domain that is math throughout).
 - Every candidate with at least ``min_pages`` pages in a math domain goes to ``paths.tsv``
@@ -29,14 +34,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-DOMAIN_MIN_SHARE = 0.10  # the paper: "more than 10% of its pages"
+from pipeline.rounds.calibration import wilson_lower_bound
+
+DOMAIN_MIN_SHARE = 0.10  # the paper: "more than 10% of its pages" (here: of the share's lower bound)
+DOMAIN_MIN_PAGES = 3  # ours: evidence needs more than one page
 PATH_MIN_SHARE = 0.5  # ours: the paper chose paths by hand
 PATH_MIN_PAGES = 5
 PATH_MAX_DEPTH = 2
 
-PATHS_COLUMNS = ["accept", "domain", "path_prefix", "pages", "recalled", "recall_share", "missed", "tokens",
-                 "recalled_tokens"]
-DOMAINS_COLUMNS = ["domain", "math", "pages", "recalled", "recall_share", "tokens", "recalled_tokens"]
+PATHS_COLUMNS = ["accept", "domain", "path_prefix", "pages", "recalled", "recall_share", "share_lower_bound", "missed",
+                 "tokens", "recalled_tokens"]
+DOMAINS_COLUMNS = ["domain", "math", "pages", "recalled", "recall_share", "share_lower_bound", "tokens",
+                   "recalled_tokens"]
 
 
 def url_path(url: str | None) -> str | None:
@@ -83,6 +92,11 @@ class RecallStats:
         return self.recalled / self.pages if self.pages else 0.0
 
     @property
+    def share_lower_bound(self) -> float:
+        """Lower end of the 95% Wilson interval of the recalled share: the evidence for the share."""
+        return wilson_lower_bound(self.recalled, self.pages)
+
+    @property
     def missed(self) -> int:
         return self.pages - self.recalled
 
@@ -106,9 +120,11 @@ def sum_stats(values: Iterable[tuple[int, ...]]) -> tuple[int, int, int, int]:
     return total
 
 
-def is_math_domain(stats: RecallStats, min_share: float = DOMAIN_MIN_SHARE, min_pages: int = 1) -> bool:
-    """The paper's rule: more than ``min_share`` of the domain's pages were recalled."""
-    return stats.pages >= min_pages and stats.share > min_share
+def is_math_domain(stats: RecallStats, min_share: float = DOMAIN_MIN_SHARE,
+                   min_pages: int = DOMAIN_MIN_PAGES) -> bool:
+    """The paper's rule with evidence: at least ``min_pages`` pages, and the lower bound of the
+    recalled share's 95% Wilson interval above ``min_share``."""
+    return stats.pages >= min_pages and stats.share_lower_bound > min_share
 
 
 @dataclass(frozen=True)
@@ -121,7 +137,7 @@ class PathProposal:
     def row(self) -> list[str]:
         s = self.stats
         return [str(int(self.accept)), self.domain, self.prefix, str(s.pages), str(s.recalled), f"{s.share:.4f}",
-                str(s.missed), str(s.tokens), str(s.recalled_tokens)]
+                f"{s.share_lower_bound:.4f}", str(s.missed), str(s.tokens), str(s.recalled_tokens)]
 
 
 def _depth(prefix: str) -> int:
@@ -138,7 +154,7 @@ def propose_paths(path_stats: dict[tuple[str, str], RecallStats], min_share: flo
         if stats.pages < min_pages:
             continue
         covered = any(prefix.startswith(p) for p in accepted.get(domain, []))
-        accept = not covered and stats.share >= min_share
+        accept = not covered and stats.share_lower_bound >= min_share
         if accept:
             accepted.setdefault(domain, []).append(prefix)
         proposals.append(PathProposal(domain, prefix, stats, accept))
@@ -210,6 +226,6 @@ def domains_tsv(domain_stats: dict[str, RecallStats], math_domains: set[str]) ->
     writer = csv.writer(out, delimiter="\t", lineterminator="\n")
     writer.writerow(DOMAINS_COLUMNS)
     for domain, s in sorted(domain_stats.items(), key=lambda kv: (-kv[1].recalled, -kv[1].share, kv[0])):
-        writer.writerow([domain, int(domain in math_domains), s.pages, s.recalled, f"{s.share:.4f}", s.tokens,
-                         s.recalled_tokens])
+        writer.writerow([domain, int(domain in math_domains), s.pages, s.recalled, f"{s.share:.4f}",
+                         f"{s.share_lower_bound:.4f}", s.tokens, s.recalled_tokens])
     return out.getvalue()

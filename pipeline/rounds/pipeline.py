@@ -3,29 +3,34 @@
 
 Method (DeepSeekMath section 2.1, steps 2-5), round r = 1, 2, ...:
 1. Prepare (Beam): pages under the accepted URL paths that round r-1 did not recall become new
-   positives; a uniform sample of ``negatives_per_round`` pool pages (not under an accepted
-   path) are the negatives.
-2. Train (driver): a fastText classifier (paper settings) on seed positives plus the positives
-   discovered so far vs the negatives, with a held-out validation split.
-3. Recall (Beam): score the pool, keep the top pages by token budget (a global threshold found
-   by a distributed radix select, ``budget.py``), mark domains with more than 10% of their
-   pages recalled as math, aggregate their URL path prefixes, join with the recall history.
+   positives; a uniform sample of the pages carrying math markup become markup positives; the
+   negatives are a uniform sample of ``negatives_per_round`` *clean* pool pages: not under an
+   accepted path, without markup, not of a math domain, not recalled before (each exclusion
+   counted in the summary).
+2. Train (driver, ``training.py``): two cross-fitted fastText classifiers (paper settings) on
+   the seed plus the pool's positives vs the negatives; each scores the pages it never saw.
+3. Recall (Beam): score the pool, cut it (``calibration.py``: the cut with the best implied
+   F1 from the score histograms of the pool, of its markup pages and of the negatives; or, with
+   ``--token-budget``, the paper's top-N-tokens cut, ``budget.py``), mark domains whose recalled
+   share is above 10% with evidence (Wilson lower bound, at least 3 pages) as math, aggregate
+   their URL path prefixes, join with the recall history.
 4. Tables and report (driver): ``domains.tsv``, the editable ``paths.tsv`` (proposals; accepted
    rows are used by the next round as they are, or as a person edited them), ``report.md``
    with the numbers and plots, ``summary.json``, ``_SUCCESS``.
-The loop stops after ``--rounds`` or when the share of this round's recalled tokens that were
-also recalled in the previous round reaches ``--saturation-overlap`` (98%, the paper's
-observation in round four).
+The loop stops after ``--rounds`` or when at most ``--saturation-new-share`` (2%) of a round's
+recalled tokens are new, i.e. had never been recalled before (the paper stopped when ~98% of
+round four's data had been collected in round three).
 
 Departures from the paper (see also ``docs/classifier.md``):
+- The cut is calibrated on the pool instead of a token budget fixed in advance (the budget is
+  still ``--token-budget``); pages with math markup are recalled above a lower floor.
+- Pool pages with math markup, and the pages recalled last round, are positives besides the
+  paper's discovered pages; at most ``--max-discovered-share`` (50%) of the positives come from
+  the pool, the rest is a uniform sample of the seed.
+- Two cross-fitted models per round instead of one; more epochs on small training sets.
 - URL paths are proposed automatically (``discovery.py``) instead of chosen by hand; a person can
   still edit ``paths.tsv`` or pass ``--paths FILE``, which then replaces the proposals for every
   round this invocation runs.
-- At most ``--max-discovered-share`` (50%) of each round's positives are discovered pages; the
-  rest is a uniform sample of the seed (the paper just adds them to the seed corpus).
-- Negatives are drawn once (same hash order every round, ``--random-seed``) and exclude pages
-  under accepted paths.
-- The same budget is used in every round (the paper's later rounds grew to 120B tokens).
 - Token counts are words plus CJK characters unless ``--tokenizer`` names a local tokenizer.
 
 Output (``--output``): ``round_<r>/`` per round, ``recalled/`` (the last round's recalled pages:
@@ -46,8 +51,8 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from classifiers.text_sources import ReadStats, count_rows, expand_sources, iter_texts, sample_texts
-from classifiers.train import TrainingDataError, report_path, train_from_texts
+from classifiers.text_sources import expand_sources
+from classifiers.train import TrainingDataError
 from pipeline.beam_utils import (
     clear_output,
     is_complete,
@@ -63,15 +68,12 @@ from pipeline.beam_utils import (
 )
 from pipeline.rounds import discovery, report
 from pipeline.rounds.config import RoundsConfig, parse_config
+from pipeline.rounds.training import model_paths, round_dir, train_round_classifiers
 from pipeline.rounds.transforms import SCORE_BINS, build_prepare_pipeline, build_recall_pipeline, recalled_schema
 from pipeline.score.pipeline import DRY_RUN_INPUT_SCHEMA, input_schema
 
 LOG = logging.getLogger(__name__)
 SUMMARY = "summary.json"
-
-
-def round_dir(output: str, r: int) -> str:
-    return join(output, f"round_{r}")
 
 
 def _read_text(path: str) -> str:
@@ -106,50 +108,44 @@ def _run_beam(build, options, **kwargs) -> None:
     run_pipeline(p)
 
 
-def _prepare_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, accepted, dry_run: bool) -> dict:
+def math_domains_before(cfg: RoundsConfig, r: int) -> list[str]:
+    """The math domains of round r-1 (their pages are not negatives of round r)."""
+    if r <= 1:
+        return []
+    rows = _read_jsonl(join(round_dir(cfg.output, r - 1), "tables", "domains.jsonl"))
+    return sorted(d["domain"] for d in rows if discovery.is_math_domain(
+        discovery.RecallStats(d["pages"], d["recalled"], d["tokens"], d["recalled_tokens"]),
+        cfg.domain_min_share, cfg.domain_min_pages))
+
+
+def _prepare_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, accepted, dry_run: bool,
+                    has_formulas: bool = True) -> dict:
     out = round_dir(cfg.output, r)
     return dict(
         pool_glob=pool_glob, out_dir=out, accepted=accepted,
         previous_recalled_glob=parquet_glob(join(round_dir(cfg.output, r - 1), "recalled")) if r > 1 else None,
         prior_positive_globs=[parquet_glob(join(round_dir(cfg.output, k), "positives")) for k in range(1, r)],
-        negatives=cfg.negatives_per_round, salt=cfg.random_seed, dry_run=dry_run,
+        negatives=cfg.negatives_per_round, salt=cfg.random_seed,
+        math_domains=[] if dry_run else math_domains_before(cfg, r),
+        markup_positives=int(cfg.positives_per_round * cfg.max_discovered_share),
+        markup_min_formulas=cfg.markup_min_formulas, has_formulas=has_formulas, dry_run=dry_run,
     )
 
 
-def _recall_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, pool_schema, dry_run: bool) -> dict:
+def _recall_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, pool_schema, dry_run: bool,
+                   seed_histogram: dict | None = None) -> dict:
     out = round_dir(cfg.output, r)
     return dict(
-        pool_glob=pool_glob, pool_schema=pool_schema, out_dir=out, model_path=join(out, "model.bin"),
-        round_index=r, budget=cfg.token_budget,
+        pool_glob=pool_glob, pool_schema=pool_schema, out_dir=out, model_path=model_paths(cfg.output, r),
+        round_index=r, budget=cfg.token_budget, negatives_glob=parquet_glob(join(out, "negatives")),
+        seed_histogram=seed_histogram or {}, markup_min_formulas=cfg.markup_min_formulas,
+        markup_floor_quantile=cfg.markup_floor_quantile, min_positive_evidence=cfg.min_positive_evidence,
         previous_history_glob=parquet_glob(join(round_dir(cfg.output, r - 1), "history")) if r > 1 else None,
         tokenizer=cfg.tokenizer, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
         domain_min_share=cfg.domain_min_share, domain_min_pages=cfg.domain_min_pages,
         path_min_pages=cfg.path_min_pages, path_max_depth=cfg.path_max_depth, num_shards=cfg.num_shards,
         dry_run=dry_run,
     )
-
-
-def train_round_classifier(cfg: RoundsConfig, r: int) -> dict:
-    """Train round r's classifier: seed + discovered positives vs round r's negatives; returns its report."""
-    out = round_dir(cfg.output, r)
-    discovered = [f for k in range(1, r + 1) for f in expand_sources(join(round_dir(cfg.output, k), "positives"))]
-    n_discovered = count_rows(discovered)
-    k_discovered = min(n_discovered, int(cfg.positives_per_round * cfg.max_discovered_share))
-    k_seed = cfg.positives_per_round - k_discovered
-    seed_files = expand_sources(cfg.seed)
-    stats = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
-    positives = itertools.chain(
-        sample_texts(discovered, k_discovered, seed=cfg.random_seed, stats=stats["discovered"]),
-        sample_texts(seed_files, k_seed, seed=cfg.random_seed, stats=stats["seed"]),
-    )
-    negatives = iter_texts(expand_sources(join(out, "negatives")), stats=stats["negatives"])
-    model_path = join(out, "model.bin")
-    result = train_from_texts(positives, negatives, model_path, fasttext_config=cfg.fasttext,
-                              validation_fraction=cfg.validation_fraction, max_tokens=cfg.max_tokens,
-                              seed=cfg.random_seed)
-    result["read"] = {k: v.to_dict() for k, v in stats.items()}
-    write_json(report_path(model_path), result)
-    return result
 
 
 def _stats_tuple(stats: dict, key: str) -> list[int]:
@@ -159,41 +155,63 @@ def _stats_tuple(stats: dict, key: str) -> list[int]:
 def summarize_round(cfg: RoundsConfig, r: int, training: dict, prepare: dict, tables: dict,
                     path_proposals: list[discovery.PathProposal], math_domains: list[dict], seconds: float) -> dict:
     """The round's ``summary.json`` from what its jobs wrote (pure; see ``report.round_report_md``)."""
-    stats, threshold = tables["stats"], tables["stats"]["threshold"]
+    stats, cut = tables["stats"], tables["stats"]["threshold"]
     bins = {str(b): _stats_tuple(stats, f"score_bin:{b}") for b in range(SCORE_BINS)}
     totals = [sum(v[i] for v in bins.values()) for i in range(4)]
     overlap = _stats_tuple(stats, "overlap")  # recalled pages, tokens, of which in previous round: pages, tokens
+    new = _stats_tuple(stats, "new")  # recalled pages, tokens never recalled before
     validation = training.get("validation") or {}
     accepted = [p for p in path_proposals if p.accept]
+    calibrated = cut.get("mode") == "calibrated"
     return {
         "round": r,
+        "cut": "calibrated" if calibrated else "token_budget",
         "budget": cfg.token_budget,
-        "threshold": threshold["threshold_score"],
-        "threshold_key": threshold["threshold_key"],
-        "all_selected": threshold["all_selected"],
+        "threshold": cut["threshold_score"],
+        "threshold_key": cut.get("threshold_key"),
+        "all_selected": cut.get("all_selected", False),
+        "estimated_precision": cut.get("estimated_precision") if calibrated else None,
+        "estimated_recall": cut.get("estimated_recall") if calibrated else None,
+        "estimated_math_share": cut.get("estimated_math_share") if calibrated else None,
+        "positive_evidence": cut.get("positive_evidence") if calibrated else None,
+        "positive_evidence_pages": cut.get("positive_pages") if calibrated else None,
+        "negative_evidence_pages": cut.get("negative_pages") if calibrated else None,
+        "markup_floor": cut.get("markup_floor") if calibrated else None,
+        "markup_pages": _stats_tuple(prepare, "markup_pages")[0],
         "pool_pages": totals[0],
         "pool_tokens": totals[2],
         "recalled": totals[1],
         "recalled_tokens": totals[3],
+        "new_pages": new[0],
+        "new_tokens": new[1],
+        "new_share": (new[1] / totals[3] if totals[3] else 0.0),
+        "new_page_share": (new[0] / totals[1] if totals[1] else 0.0),
         "overlap_with_previous": (overlap[3] / overlap[1] if overlap[1] else 0.0) if r > 1 else None,
         "overlap_pages_with_previous": (overlap[2] / overlap[0] if overlap[0] else 0.0) if r > 1 else None,
         "dropped_since_previous": _stats_tuple(stats, "dropped_since_previous")[0] if r > 1 else None,
-        "saturation_overlap": cfg.saturation_overlap,
+        "saturation_new_share": cfg.saturation_new_share,
         "new_positives": _stats_tuple(prepare, "new_positives")[0],
+        "markup_positives": _stats_tuple(prepare, "markup_positives")[0],
         "under_accepted_paths": _stats_tuple(prepare, "under_accepted_paths")[0],
+        "negatives_excluded": {k.split(":", 1)[1]: v[0] for k, v in prepare.items()
+                               if k.startswith("negatives_excluded:")},
         "train_positives_seed": training["read"]["seed"]["used"],
         "train_positives_discovered": training["read"]["discovered"]["used"],
         "train_negatives": training["read"]["negatives"]["used"],
+        "cross_fit_folds": training.get("folds", 1),
+        "epochs": training.get("epochs"),
         "validation": validation,
         "val_roc_auc": validation.get("roc_auc"),
         "train_seconds": training["train_seconds"],
         "domain_min_share": cfg.domain_min_share,
+        "domain_min_pages": cfg.domain_min_pages,
         "math_domains": len(math_domains),
         "top_math_domains": math_domains[:50],
         "proposed_paths": len(path_proposals),
         "accepted_paths": len(accepted),
         "top_accepted_paths": [{"domain": p.domain, "path_prefix": p.prefix, "pages": p.stats.pages,
-                                "recalled": p.stats.recalled, "missed": p.stats.missed} for p in accepted[:50]],
+                                "recalled": p.stats.recalled, "missed": p.stats.missed,
+                                "share_lower_bound": round(p.stats.share_lower_bound, 4)} for p in accepted[:50]],
         "rejected_by_reason": {k.split(":", 1)[1]: v[0] for k, v in stats.items() if k.startswith("rejected:")},
         "score_histogram": bins,
         "wall_seconds": round(seconds, 3),
@@ -207,15 +225,18 @@ def run_round(cfg: RoundsConfig, r: int, options, pool_glob: str, pool_schema, p
     clear_output(out)
     accepted = accepted_paths_for(cfg, r)
     LOG.info("round %d: prepare (%d accepted paths)", r, len(accepted))
-    _run_beam(build_prepare_pipeline, options, **_prepare_kwargs(cfg, r, pool_glob, accepted, False))
+    has_formulas = "num_formulas" in pool_schema.names
+    _run_beam(build_prepare_pipeline, options, **_prepare_kwargs(cfg, r, pool_glob, accepted, False, has_formulas))
     prepare = read_json(join(out, "tables", "prepare_stats.json"))
-    LOG.info("round %d: train", r)
+    LOG.info("round %d: train (%d cross-fitted models)", r, len(model_paths(cfg.output, r)))
     try:
-        training = train_round_classifier(cfg, r)
+        training = train_round_classifiers(cfg, r)
     except TrainingDataError as exc:
         raise RuntimeError(f"round {r}: cannot train a classifier ({exc}); check --seed and --pool") from exc
+    write_json(join(out, "training.json"), training)
     LOG.info("round %d: score and recall", r)
-    _run_beam(build_recall_pipeline, options, **_recall_kwargs(cfg, r, pool_glob, pool_schema, False))
+    _run_beam(build_recall_pipeline, options, **_recall_kwargs(cfg, r, pool_glob, pool_schema, False,
+                                                               training["seed_validation_histogram"]))
 
     tables = {"stats": read_json(join(out, "tables", "stats.json"))}
     domain_stats = {d["domain"]: discovery.RecallStats(d["pages"], d["recalled"], d["tokens"], d["recalled_tokens"])
@@ -227,7 +248,8 @@ def run_round(cfg: RoundsConfig, r: int, options, pool_glob: str, pool_schema, p
     proposals = discovery.propose_paths(path_stats, cfg.path_min_share, cfg.path_min_pages)
     write_bytes(join(out, "domains.tsv"), discovery.domains_tsv(domain_stats, math).encode("utf-8"))
     write_bytes(join(out, "paths.tsv"), discovery.paths_tsv(proposals).encode("utf-8"))
-    math_domains = [{"domain": d, "pages": s.pages, "recalled": s.recalled, "share": s.share}
+    math_domains = [{"domain": d, "pages": s.pages, "recalled": s.recalled, "share": s.share,
+                     "share_lower_bound": round(s.share_lower_bound, 4)}
                     for d, s in sorted(domain_stats.items(), key=lambda kv: (-kv[1].recalled, kv[0])) if d in math]
 
     summary = summarize_round(cfg, r, training, prepare, tables, proposals, math_domains, time.time() - started)
@@ -251,7 +273,8 @@ def _copy_files(src_glob: str, dst_dir: str) -> int:
 def _dry_run(cfg: RoundsConfig, options) -> dict:
     """Build round one's two Beam jobs without reading anything on the driver (nothing is submitted)."""
     pool_glob = parquet_glob(cfg.pool)
-    _run_beam(build_prepare_pipeline, options, **_prepare_kwargs(cfg, 1, pool_glob, [], True))
+    _run_beam(build_prepare_pipeline, options, **_prepare_kwargs(cfg, 1, pool_glob, [], True,
+                                                                 "num_formulas" in DRY_RUN_INPUT_SCHEMA.names))
     _run_beam(build_recall_pipeline, options, **_recall_kwargs(cfg, 1, pool_glob, DRY_RUN_INPUT_SCHEMA, True))
     return {"stage": "rounds", "dry_run": True, "parameters": cfg.to_dict(),
             "output_schema": recalled_schema(DRY_RUN_INPUT_SCHEMA).names}
@@ -279,11 +302,13 @@ def run(argv: list[str] | None = None) -> dict:
         else:
             summary = run_round(cfg, r, options, pool_glob, pool_schema, summaries)
         summaries.append(summary)
-        LOG.info("round %d: recalled %d pages / %d tokens, overlap %s", r, summary["recalled"],
-                 summary["recalled_tokens"], summary["overlap_with_previous"])
-        if r > 1 and summary["overlap_with_previous"] >= cfg.saturation_overlap:
-            stop_reason = (f"saturated in round {r}: {summary['overlap_with_previous']:.1%} of the recalled tokens "
-                           f"were recalled in round {r - 1} (>= {cfg.saturation_overlap:.0%})")
+        LOG.info("round %d: cut %.4f (estimated precision %s, recall %s); recalled %d pages / %d tokens, "
+                 "%.1f%% of the tokens new", r, summary["threshold"], summary.get("estimated_precision"),
+                 summary.get("estimated_recall"), summary["recalled"], summary["recalled_tokens"],
+                 100 * summary["new_share"])
+        if r > 1 and summary["new_share"] <= cfg.saturation_new_share:
+            stop_reason = (f"saturated in round {r}: {1 - summary['new_share']:.1%} of the recalled tokens had been "
+                           f"recalled before (new share {summary['new_share']:.1%} <= {cfg.saturation_new_share:.0%})")
             break
     last = summaries[-1]
     _copy_files(parquet_glob(join(round_dir(cfg.output, last["round"]), "recalled")), join(cfg.output, "recalled"))

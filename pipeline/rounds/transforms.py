@@ -29,7 +29,7 @@ import pyarrow as pa
 from apache_beam.pvalue import AsDict, AsSingleton, TaggedOutput
 
 from pipeline.beam_utils import WriteParquetShards, WriteRejects, count, join, write_json
-from pipeline.rounds import discovery
+from pipeline.rounds import calibration, discovery
 from pipeline.rounds.budget import TokenBudgetThreshold, ranking_key
 from pipeline.schema import MATH_SCORE, NUM_TOKENS, RECALL_ROUND, make_reject, schema_with
 from pipeline.score.transforms import ScoreWithClassifier
@@ -108,21 +108,65 @@ def _new_positive(element):
     yield {k: pages[0].get(k) for k in SAMPLE_COLUMNS}
 
 
+def formulas_of(row) -> int:
+    """The page's formula count (0 when the pool has no ``num_formulas`` column or the value is null)."""
+    value = row.get("num_formulas")
+    return int(value) if isinstance(value, int) else 0
+
+
+def negative_exclusion(row, matcher, math_domains: frozenset, markup_min_formulas: int) -> str | None:
+    """Why a pool page may not be a negative of this round (None: it may): it lies under an
+    accepted path, carries math markup, or belongs to an accepted math domain. (Pages recalled
+    before are excluded by a join, ``_not_recalled``.)"""
+    if matcher.matches(row.get("domain"), row.get("url")):
+        return "under_accepted_path"
+    if formulas_of(row) >= markup_min_formulas:
+        return "markup"
+    if (row.get("domain") or "") in math_domains:
+        return "math_domain"
+    return None
+
+
+def _not_recalled(element):
+    page_id, groups = element
+    hashes = list(groups["candidate"])
+    if not hashes:
+        return
+    if any(True for _ in groups["recalled"]):
+        count(NAMESPACE, "negatives_excluded_recalled_before")
+        yield TaggedOutput("excluded", page_id)
+        return
+    yield (hashes[0], page_id)
+
+
+def _bottom_k_ids(keyed, k: int, label: str):
+    """The ids of the ``k`` smallest (hash, id) pairs, as one frozenset (a uniform sample of exactly k)."""
+    return (keyed
+            | f"BottomK{label}" >> beam.combiners.Top.Smallest(k)
+            | f"IdSet{label}" >> beam.Map(lambda pairs: frozenset(page_id for _, page_id in pairs)))
+
+
 def build_prepare_pipeline(p: beam.Pipeline, *, pool_glob: str, out_dir: str, accepted: list[tuple[str, str]],
                            previous_recalled_glob: str | None, prior_positive_globs: list[str], negatives: int,
-                           salt: int, dry_run: bool = False) -> None:
-    """Adds round r's preparation (new positives and the negative sample) to ``p``; see the module docstring."""
+                           salt: int, math_domains: list[str] | None = None, markup_positives: int = 0,
+                           markup_min_formulas: int = 2, has_formulas: bool = True, dry_run: bool = False) -> None:
+    """Adds round r's preparation (new positives, markup positives, clean negatives) to ``p``."""
     matcher = discovery.PathMatcher(accepted)
-    rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, columns=SAMPLE_COLUMNS, validate=not dry_run)
+    domains = frozenset(math_domains or ())
+    columns = SAMPLE_COLUMNS + (["num_formulas"] if has_formulas else [])
+    rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, columns=columns, validate=not dry_run)
     valid = rows | "Validate" >> beam.ParDo(ValidateFn("rounds")).with_outputs("rejects", main="rows")
     parts = valid.rows | "UnderAcceptedPaths" >> beam.Partition(
         lambda r, n, m: 0 if m.matches(r.get("domain"), r.get("url")) else 1, 2, matcher)
-    under, other = parts[0], parts[1]
+    under = parts[0]
 
-    if matcher and previous_recalled_glob:
+    if previous_recalled_glob:
         recalled = (p | "ReadPreviousRecalled" >> beam.io.ReadFromParquet(previous_recalled_glob, columns=["id"],
                                                                            validate=not dry_run)
                     | "RecalledIds" >> beam.Map(lambda r: (r["id"], None)))
+    else:
+        recalled = p | "NoPreviousRecalled" >> beam.Create([])
+    if matcher and previous_recalled_glob:
         if prior_positive_globs:
             prior = (p | "PriorPositiveFiles" >> beam.Create(prior_positive_globs)
                      | "ReadPriorPositives" >> beam.io.ReadAllFromParquet(columns=["id"])
@@ -138,16 +182,30 @@ def build_prepare_pipeline(p: beam.Pipeline, *, pool_glob: str, out_dir: str, ac
         new_positives = p | "NoNewPositives" >> beam.Create([])
     new_positives | "WritePositives" >> WriteParquetShards(join(out_dir, "positives"), SAMPLE_SCHEMA, 1)
 
-    hashed = other | "SampleHash" >> beam.Map(lambda r, s: (sample_hash(s, r["id"]), r), salt)
-    cutoff = (
-        hashed
-        | "HashOnly" >> beam.Map(lambda kv: kv[0])
-        | "BottomK" >> beam.combiners.Top.Smallest(negatives)
-        | "Cutoff" >> beam.Map(lambda smallest: max(smallest) if smallest else -1)
+    # Markup positives: a uniform sample of the pages that carry formulas.
+    markup = valid.rows | "Markup" >> beam.Filter(lambda r, k: formulas_of(r) >= k, markup_min_formulas)
+    markup_ids = _bottom_k_ids(markup | "MarkupHash" >> beam.Map(lambda r, s: (sample_hash(s, r["id"]), r["id"]), salt),
+                               max(1, markup_positives), "Markup")
+    markup_sample = (markup
+                     | "InMarkupSample" >> beam.Filter(lambda r, ids, k: k > 0 and r["id"] in ids,
+                                                       AsSingleton(markup_ids), markup_positives)
+                     | "MarkupRow" >> beam.Map(lambda r: {k: r.get(k) for k in SAMPLE_COLUMNS}))
+    markup_sample | "WriteMarkup" >> WriteParquetShards(join(out_dir, "markup"), SAMPLE_SCHEMA, 1)
+
+    # Clean negatives: a uniform sample of the pages that may be negatives and were not recalled before.
+    excluded = valid.rows | "NegativeExclusion" >> beam.Map(
+        lambda r, m, d, k: (negative_exclusion(r, m, d, k), r), matcher, domains, markup_min_formulas)
+    candidates = excluded | "Candidates" >> beam.Filter(lambda kv: kv[0] is None) | "CandidateRow" >> beam.Values()
+    joined = (
+        {"candidate": candidates | "CandidateHash" >> beam.Map(lambda r, s: (r["id"], sample_hash(s, r["id"])), salt),
+         "recalled": recalled}
+        | "JoinRecalledBefore" >> beam.CoGroupByKey()
+        | "NotRecalledBefore" >> beam.FlatMap(_not_recalled).with_outputs("excluded", main="keyed")
     )
-    sample = (hashed
-              | "InSample" >> beam.Filter(lambda kv, c: kv[0] <= c, AsSingleton(cutoff))
-              | "SampledRow" >> beam.Map(lambda kv: {k: kv[1].get(k) for k in SAMPLE_COLUMNS}))
+    negative_ids = _bottom_k_ids(joined.keyed, negatives, "Negatives")
+    sample = (candidates
+              | "InSample" >> beam.Filter(lambda r, ids: r["id"] in ids, AsSingleton(negative_ids))
+              | "SampledRow" >> beam.Map(lambda r: {k: r.get(k) for k in SAMPLE_COLUMNS}))
     sample | "WriteNegatives" >> WriteParquetShards(join(out_dir, "negatives"), SAMPLE_SCHEMA, 1)
 
     one = (1, 0, 0, 0)
@@ -156,6 +214,10 @@ def build_prepare_pipeline(p: beam.Pipeline, *, pool_glob: str, out_dir: str, ac
         valid["rejects"] | "StatRejects" >> beam.Map(lambda r: ("rejected:" + r["reason"], one)),
         under | "StatUnder" >> beam.Map(lambda r: ("under_accepted_paths", one)),
         new_positives | "StatNewPositives" >> beam.Map(lambda r: ("new_positives", one)),
+        markup | "StatMarkupPages" >> beam.Map(lambda r: ("markup_pages", one)),
+        markup_sample | "StatMarkupPositives" >> beam.Map(lambda r: ("markup_positives", one)),
+        excluded | "StatExcluded" >> beam.FlatMap(lambda kv: [("negatives_excluded:" + kv[0], one)] if kv[0] else []),
+        joined.excluded | "StatExcludedRecalled" >> beam.Map(lambda _: ("negatives_excluded:recalled_before", one)),
         sample | "StatNegatives" >> beam.Map(lambda r: ("negatives", one)),
     )
     (
@@ -182,7 +244,8 @@ class AddTokensAndKeyFn(beam.DoFn):
 
     def process(self, row):
         tokens = self._counter.count([row["text"]])[0]
-        yield {**row, "num_tokens": int(tokens), "_key": ranking_key(row["math_score"], row["id"])}
+        yield {**row, "num_tokens": int(tokens), "_key": ranking_key(row["math_score"], row["id"]),
+               "_bin": calibration.score_bin(row["math_score"])}
 
 
 class AnnotateRecallFn(beam.DoFn):
@@ -207,6 +270,8 @@ class AnnotateRecallFn(beam.DoFn):
             yield {**row, "recall_round": first}
             yield TaggedOutput("history", {"id": page_id, "first_round": first, "last_round": r})
             yield TaggedOutput("stats", ("overlap", (1, tokens, int(in_previous), tokens if in_previous else 0)))
+            if previous is None:
+                yield TaggedOutput("stats", ("new", (1, tokens, 0, 0)))
         elif previous is not None:
             yield TaggedOutput("history", previous)
             if previous["last_round"] == r - 1:
@@ -232,20 +297,85 @@ def _write_lines(lines, path: str, label: str):
     return lines | label >> beam.io.WriteToText(path, num_shards=1, shard_name_template="")
 
 
-def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.Schema, out_dir: str, model_path: str,
-                          round_index: int, budget: int, previous_history_glob: str | None, tokenizer: str | None,
-                          batch_size: int, max_tokens: int, domain_min_share: float, domain_min_pages: int,
-                          path_min_pages: int, path_max_depth: int, num_shards: int, dry_run: bool = False) -> None:
-    """Adds round r's scoring, budget threshold, recall, history and tables to ``p``."""
+class CalibratedCutFn(beam.DoFn):
+    """The round's cut from the score histograms (``calibration.calibrated_cut``), plus the floor
+    above which a markup page is recalled; the seed's held-out scores stand in for the markup
+    pages when the pool has fewer than ``min_positive_evidence`` of them."""
+
+    def __init__(self, seed_histogram: dict[int, int], min_positive_evidence: int, floor_quantile: float):
+        self.seed_histogram = {int(k): int(v) for k, v in (seed_histogram or {}).items()}
+        self.min_positive_evidence = min_positive_evidence
+        self.floor_quantile = floor_quantile
+
+    def process(self, _, pool: dict, markup: dict, negatives: dict):
+        positives, evidence = markup, "markup"
+        if sum(markup.values()) < self.min_positive_evidence and sum(self.seed_histogram.values()):
+            positives, evidence = self.seed_histogram, "seed"
+        if not sum(negatives.values()) or not sum(positives.values()):
+            count(NAMESPACE, "cut_without_evidence")
+            cut = {"bin": calibration.score_bin(0.5), "threshold": 0.5, "positive_evidence": "none",
+                   "positive_pages": sum(positives.values()), "negative_pages": sum(negatives.values())}
+        else:
+            cut = calibration.calibrated_cut(pool, positives, negatives, evidence).to_dict()
+        floor = calibration.quantile_bin(negatives, self.floor_quantile) if negatives else calibration.NUM_BINS
+        yield {"mode": "calibrated", **cut, "threshold_score": cut["threshold"], "threshold_key": None,
+               "all_selected": False, "markup_floor_bin": floor,
+               "markup_floor": calibration.bin_score(floor) if floor < calibration.NUM_BINS else 1.0,
+               "markup_pages": sum(markup.values())}
+
+
+def _histogram_of(pcoll, label: str):
+    return (pcoll
+            | f"Bin{label}" >> beam.Map(lambda r: r["_bin"])
+            | f"Count{label}" >> beam.combiners.Count.PerElement()
+            | f"Hist{label}" >> beam.combiners.ToDict())
+
+
+def _flag_recalled(row, cut, markup_min_formulas):
+    if cut["mode"] == "budget":
+        recalled = row["_key"] >= cut["threshold_key"]
+    else:
+        recalled = row["_bin"] >= cut["bin"] or (
+            formulas_of(row) >= markup_min_formulas and row["_bin"] >= cut["markup_floor_bin"])
+    return {**row, "_recalled": recalled}
+
+
+def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.Schema, out_dir: str,
+                          model_path: str | list[str], round_index: int, budget: int | None,
+                          previous_history_glob: str | None, tokenizer: str | None, batch_size: int, max_tokens: int,
+                          domain_min_share: float, domain_min_pages: int, path_min_pages: int, path_max_depth: int,
+                          num_shards: int, negatives_glob: str | None = None, seed_histogram: dict | None = None,
+                          markup_min_formulas: int = 2, markup_floor_quantile: float = 0.5,
+                          min_positive_evidence: int = 10, dry_run: bool = False) -> None:
+    """Adds round r's scoring, cut (calibrated, or by token budget), recall, history and tables to ``p``."""
     rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, validate=not dry_run)
     valid = rows | "Validate" >> beam.ParDo(ValidateFn("rounds")).with_outputs("rejects", main="rows")
     scored = valid.rows | "ScoreWithClassifier" >> ScoreWithClassifier(model_path, batch_size, max_tokens)
     ranked = scored["scored"] | "TokensAndKey" >> beam.ParDo(AddTokensAndKeyFn(tokenizer))
-    threshold = (ranked
-                 | "KeyTokens" >> beam.Map(lambda r: (r["_key"], r["num_tokens"]))
-                 | "TokenBudgetThreshold" >> TokenBudgetThreshold(budget))
-    flagged = ranked | "FlagRecalled" >> beam.Map(lambda r, t: {**r, "_recalled": r["_key"] >= t["threshold_key"]},
-                                                  AsSingleton(threshold))
+    if budget is not None:
+        threshold = (ranked
+                     | "KeyTokens" >> beam.Map(lambda r: (r["_key"], r["num_tokens"]))
+                     | "TokenBudgetThreshold" >> TokenBudgetThreshold(budget)
+                     | "BudgetMode" >> beam.Map(lambda t: {"mode": "budget", **t}))
+    else:
+        if negatives_glob:
+            negative_ids = (p | "ReadNegativeIds" >> beam.io.ReadFromParquet(negatives_glob, columns=["id"],
+                                                                           validate=not dry_run)
+                            | "NegativeId" >> beam.Map(lambda r: r["id"])
+                            | "NegativeIdList" >> beam.combiners.ToList()
+                            | "NegativeIdSet" >> beam.Map(frozenset))
+        else:
+            negative_ids = p | "NoNegatives" >> beam.Create([frozenset()])
+        pool_hist = _histogram_of(ranked, "Pool")
+        markup_hist = _histogram_of(ranked | "MarkupPages" >> beam.Filter(
+            lambda r, k: formulas_of(r) >= k, markup_min_formulas), "Markup")
+        negative_hist = _histogram_of(ranked | "NegativePages" >> beam.Filter(
+            lambda r, ids: r["id"] in ids, AsSingleton(negative_ids)), "Negatives")
+        threshold = (p | "CutSeed" >> beam.Create([None])
+                     | "CalibratedCut" >> beam.ParDo(
+                         CalibratedCutFn(seed_histogram or {}, min_positive_evidence, markup_floor_quantile),
+                         AsSingleton(pool_hist), AsSingleton(markup_hist), AsSingleton(negative_hist)))
+    flagged = ranked | "FlagRecalled" >> beam.Map(_flag_recalled, AsSingleton(threshold), markup_min_formulas)
     recalled = flagged | "Recalled" >> beam.Filter(lambda r: r["_recalled"])
 
     if previous_history_glob:

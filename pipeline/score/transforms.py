@@ -5,12 +5,19 @@ The model is loaded once per worker process: ``DoFn.setup`` acquires it through
 thread and per stage) of a process uses the same copy instead of one ~2 GB copy each. Rows are
 scored in batches (``BatchElements``) through fastText's multi-line predict.
 
+Cross-fitting: given several models, a row is scored by model ``cross_fit_fold(id, k)``, so
+the recall rounds can score every pool page with a model that never trained on it (model ``f``
+trains on the pool pages of the other folds only).
+
 Rows whose ``text`` is not a string are not scored: they go to the ``rejects`` output with
 reason ``missing_text`` and are counted. A row with an empty text is scored 0.0 and counted
 (``empty_text``). If fastText fails on a batch, its rows are scored one by one and a row that
 still fails is rejected (``score_error``) instead of failing the job.
 """
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.utils import shared
@@ -24,28 +31,37 @@ NAMESPACE = "score"
 REJECTS = "rejects"
 
 
+def cross_fit_fold(page_id: str, folds: int) -> int:
+    """The cross-fitting fold of a page (stable across runs and runners; uniform over ``folds``)."""
+    if folds <= 1:
+        return 0
+    digest = hashlib.sha1(f"fold:{page_id}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big") % folds
+
+
 class _SharedClassifier:
     """Holder that ``Shared`` can keep a weak reference to."""
 
-    def __init__(self, classifier: MathClassifier):
-        self.classifier = classifier
+    def __init__(self, classifiers: list[MathClassifier]):
+        self.classifiers = classifiers
 
 
 class ScoreBatchFn(beam.DoFn):
     """Lists of rows -> each row plus ``math_score``; rejects to the ``rejects`` output."""
 
-    def __init__(self, model_path: str, handle: shared.Shared, max_tokens: int = DEFAULT_MAX_TOKENS,
+    def __init__(self, model_path: str | Sequence[str], handle: shared.Shared, max_tokens: int = DEFAULT_MAX_TOKENS,
                  file_key: str = "warc_path"):
-        self.model_path = model_path
+        self.model_paths = [model_path] if isinstance(model_path, str) else list(model_path)
         self.max_tokens = max_tokens
         self.file_key = file_key
         self._handle = handle
         self._holder = None
 
     def setup(self):
-        path, max_tokens = self.model_path, self.max_tokens
-        self._holder = self._handle.acquire(lambda: _SharedClassifier(MathClassifier.load(path, max_tokens)),
-                                            tag=f"{path}|{max_tokens}")
+        paths, max_tokens = self.model_paths, self.max_tokens
+        self._holder = self._handle.acquire(
+            lambda: _SharedClassifier([MathClassifier.load(path, max_tokens) for path in paths]),
+            tag=f"{'|'.join(paths)}|{max_tokens}")
 
     def _reject(self, row: dict, reason: str, detail: str = ""):
         count(NAMESPACE, reason)
@@ -54,15 +70,18 @@ class ScoreBatchFn(beam.DoFn):
                                  reason, detail or f"id={row.get('id')}"))
 
     def process(self, batch):
-        classifier = self._holder.classifier
-        rows = []
+        classifiers = self._holder.classifiers
+        groups: dict[int, list[dict]] = {}
         for row in batch:
             if not isinstance(row.get("text"), str):
                 yield self._reject(row, "missing_text")
             else:
-                rows.append(row)
-        if not rows:
-            return
+                fold = cross_fit_fold(str(row.get("id")), len(classifiers))
+                groups.setdefault(fold, []).append(row)
+        for fold, rows in sorted(groups.items()):
+            yield from self._score(classifiers[fold], rows)
+
+    def _score(self, classifier, rows):
         try:
             scores = classifier.score([r["text"] for r in rows])
         except Exception:  # noqa: BLE001 - fall back to one by one, rejecting only the rows that fail
@@ -85,7 +104,7 @@ class ScoreBatchFn(beam.DoFn):
 class ScoreWithClassifier(beam.PTransform):
     """Rows -> ``{"scored": rows with math_score, "rejects": REJECT_SCHEMA rows}``."""
 
-    def __init__(self, model_path: str, batch_size: int = 256, max_tokens: int = DEFAULT_MAX_TOKENS):
+    def __init__(self, model_path: str | Sequence[str], batch_size: int = 256, max_tokens: int = DEFAULT_MAX_TOKENS):
         super().__init__()
         self.model_path = model_path
         self.batch_size = batch_size

@@ -1,0 +1,143 @@
+"""Training the classifiers of one recall round: cross-fitted fastText models on the seed, the
+pool pages found so far, and the round's clean negatives.
+
+Cross-fitting: the pool is split into ``FOLDS`` folds by a hash of the page id
+(``pipeline.score.transforms.cross_fit_fold``). Model ``f`` trains on the seed's share ``f``
+and on the pool pages (positives and negatives) of the *other* folds, and scores the pages of
+fold ``f``; so no pool page is ever scored by a model that learnt it as a negative, or as a
+positive. On a crawl of billions of pages this changes nothing (each model sees half of the
+paper's 500K + 500K examples); on a pool of a few hundred pages it is what keeps a math page
+that was drawn as a negative from being scored down by a model that memorised it.
+
+Positives of round r: the seed (a uniform sample) plus the pool's own math, found without the
+classifier or by the previous round: pages under the accepted URL paths that the previous
+round missed (the paper's discovered positives), pages carrying math markup (``markup/``), and
+the pages the previous round recalled. At most ``max_discovered_share`` of the positives come
+from the pool.
+
+Epochs: the paper's 3 epochs are for 1M examples. A small training set gets more passes, up to
+``small_data_epochs``: ``epochs = max(epoch, min(small_data_epochs, ceil(epoch * epoch_scale_examples / n)))``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from classifiers.text_sources import ReadStats, count_rows, expand_sources, sample_texts
+from classifiers.train import report_path, train_from_texts
+from pipeline.beam_utils import join, parquet_glob, write_json
+from pipeline.rounds.config import RoundsConfig
+from pipeline.score.transforms import cross_fit_fold
+
+FOLDS = 2
+
+
+def round_dir(output: str, r: int) -> str:
+    return join(output, f"round_{r}")
+
+
+def model_paths(output: str, r: int) -> list[str]:
+    """The round's cross-fitted models, one per fold."""
+    return [join(round_dir(output, r), f"model-{f}.bin") for f in range(FOLDS)]
+
+
+def epochs_for(cfg: RoundsConfig, examples: int) -> int:
+    """fastText epochs for a training set of ``examples`` lines (see the module docstring).
+
+    >>> from pipeline.rounds.config import RoundsConfig
+    >>> epochs_for(RoundsConfig(), 1_000_000), epochs_for(RoundsConfig(), 50_000), epochs_for(RoundsConfig(), 500)
+    (3, 6, 10)
+    """
+    base = cfg.fasttext.epoch
+    if examples <= 0:
+        return base
+    return max(base, min(cfg.small_data_epochs, math.ceil(base * cfg.epoch_scale_examples / examples)))
+
+
+def _seed_fold(text: str) -> int:
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:4], "big") % FOLDS
+
+
+def iter_pool_texts(files: Sequence[str], skip_fold: int, seen: set[str], stats: ReadStats) -> Iterator[str]:
+    """Texts of pool-derived Parquet files (``id``, ``text``) whose page is not in fold ``skip_fold``
+    and not yielded before (``seen``), in file order."""
+    for path in files:
+        stats.files += 1
+        with FileSystems.open(path) as fh:
+            parquet = pq.ParquetFile(fh)
+            for batch in parquet.iter_batches(batch_size=2048, columns=["id", "text"]):
+                for page_id, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                    stats.rows += 1
+                    if not isinstance(text, str) or not text.strip() or not isinstance(page_id, str):
+                        stats.skip("missing_text")
+                        continue
+                    if page_id in seen or cross_fit_fold(page_id, FOLDS) == skip_fold:
+                        continue
+                    seen.add(page_id)
+                    stats.used += 1
+                    yield text
+
+
+def _existing(pattern: str) -> list[str]:
+    match = FileSystems.match([pattern])[0]
+    return sorted(m.path for m in match.metadata_list)
+
+
+def pool_positive_files(cfg: RoundsConfig, r: int) -> list[str]:
+    """Round r's pool-derived positive files: discovered (rounds 1..r), markup (round r), and the
+    pages round r-1 recalled."""
+    files = []
+    for k in range(1, r + 1):
+        files += _existing(parquet_glob(join(round_dir(cfg.output, k), "positives")))
+    files += _existing(parquet_glob(join(round_dir(cfg.output, r), "markup")))
+    if r > 1:
+        files += _existing(parquet_glob(join(round_dir(cfg.output, r - 1), "recalled")))
+    return files
+
+
+def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
+    """Train round r's cross-fitted models; returns the report: per model, its training report;
+    overall, the counts, the validation metrics of model 0, and the histogram of the held-out
+    seed positives' scores (``calibration``'s fallback evidence)."""
+    out = round_dir(cfg.output, r)
+    pool_files = pool_positive_files(cfg, r)
+    negative_files = _existing(parquet_glob(join(out, "negatives")))
+    seed_files = expand_sources(cfg.seed)
+    k_pool = int(cfg.positives_per_round * cfg.max_discovered_share)
+    reports, seed_hist = [], {}
+    totals = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
+    for f, model in enumerate(model_paths(cfg.output, r)):
+        stats = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
+        pool_positives = itertools.islice(iter_pool_texts(pool_files, f, set(), stats["discovered"]), k_pool)
+        other_folds = count_rows(pool_files) * (FOLDS - 1) // FOLDS  # about the pool rows this model may use
+        k_seed = max(1, cfg.positives_per_round - min(k_pool, other_folds))
+        # Each model takes the seed rows of its own share (the seed is never scored, so any split will do).
+        seed = (t for t in sample_texts(seed_files, k_seed * FOLDS, seed=cfg.random_seed, stats=stats["seed"])
+                if _seed_fold(t) == f)
+        negatives = iter_pool_texts(negative_files, f, set(), stats["negatives"])
+        result = train_from_texts(itertools.chain(pool_positives, seed), negatives, model,
+                                  fasttext_config=cfg.fasttext, validation_fraction=cfg.validation_fraction,
+                                  max_tokens=cfg.max_tokens, seed=cfg.random_seed + f,
+                                  epoch_schedule=lambda n: epochs_for(cfg, n))
+        for b, c in result.pop("validation_positive_histogram", {}).items():
+            seed_hist[int(b)] = seed_hist.get(int(b), 0) + int(c)
+        result["read"] = {k: v.to_dict() for k, v in stats.items()}
+        write_json(report_path(model), result)
+        reports.append(result)
+        for k, v in stats.items():
+            totals[k].used += v.used
+    first = reports[0]
+    return {
+        "models": model_paths(cfg.output, r),
+        "folds": FOLDS,
+        "epochs": [rep["fasttext"]["epoch"] for rep in reports],
+        "validation": first.get("validation"),
+        "train_seconds": round(sum(rep["train_seconds"] for rep in reports), 3),
+        "read": {k: v.to_dict() for k, v in totals.items()},
+        "seed_validation_histogram": seed_hist,
+    }
