@@ -26,7 +26,7 @@ class RoundsConfig:
     output: str = ""
     rounds: int = 4  # the paper ran four
     token_budget: int | None = None  # None: the calibrated cut (calibration.py); N: the paper's top-N-tokens cut (40B)
-    markup_min_formulas: int = 2  # pages with this many formulas are the cut's positive evidence
+    markup_min_formulas: int = 1  # pages with this many formulas are the cut's positive evidence
     markup_floor_quantile: float = 0.5  # a markup page is recalled above this quantile of the negatives' scores
     min_positive_evidence: int = 10  # fewer markup pages: the held-out seed positives calibrate the cut
     small_data_epochs: int = 10  # at most this many fastText epochs when the training set is small ...

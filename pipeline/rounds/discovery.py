@@ -38,7 +38,7 @@ from pipeline.rounds.calibration import wilson_lower_bound
 
 DOMAIN_MIN_SHARE = 0.10  # the paper: "more than 10% of its pages" (here: of the share's lower bound)
 DOMAIN_MIN_PAGES = 3  # ours: evidence needs more than one page
-PATH_MIN_SHARE = 0.5  # ours: the paper chose paths by hand
+PATH_MIN_SHARE = 0.3  # ours, on the lower bound of the share (the paper chose paths by hand)
 PATH_MIN_PAGES = 5
 PATH_MAX_DEPTH = 2
 

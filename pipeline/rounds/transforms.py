@@ -149,7 +149,7 @@ def _bottom_k_ids(keyed, k: int, label: str):
 def build_prepare_pipeline(p: beam.Pipeline, *, pool_glob: str, out_dir: str, accepted: list[tuple[str, str]],
                            previous_recalled_glob: str | None, prior_positive_globs: list[str], negatives: int,
                            salt: int, math_domains: list[str] | None = None, markup_positives: int = 0,
-                           markup_min_formulas: int = 2, has_formulas: bool = True, dry_run: bool = False) -> None:
+                           markup_min_formulas: int = 1, has_formulas: bool = True, dry_run: bool = False) -> None:
     """Adds round r's preparation (new positives, markup positives, clean negatives) to ``p``."""
     matcher = discovery.PathMatcher(accepted)
     domains = frozenset(math_domains or ())
@@ -345,7 +345,7 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
                           previous_history_glob: str | None, tokenizer: str | None, batch_size: int, max_tokens: int,
                           domain_min_share: float, domain_min_pages: int, path_min_pages: int, path_max_depth: int,
                           num_shards: int, negatives_glob: str | None = None, seed_histogram: dict | None = None,
-                          markup_min_formulas: int = 2, markup_floor_quantile: float = 0.5,
+                          markup_min_formulas: int = 1, markup_floor_quantile: float = 0.5,
                           min_positive_evidence: int = 10, dry_run: bool = False) -> None:
     """Adds round r's scoring, cut (calibrated, or by token budget), recall, history and tables to ``p``."""
     rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, validate=not dry_run)

@@ -14,6 +14,7 @@ from pipeline.testing import BEAM_RUNNERS
 from classifiers import MathClassifier
 from pipeline.rounds import run
 from pipeline.rounds.budget import ranking_key
+from pipeline.score.transforms import cross_fit_fold
 from pipeline.rounds.sample_pool import build_sample_pool
 from pipeline.tokens import approx_token_count
 
@@ -42,8 +43,9 @@ def test_two_rounds_in_process(pool, seed_dir, tmp_path):
         folder = out / f"round_{r['round']}"
         recalled = _recalled(folder / "recalled")
         # Exactly the top of the ranking under this round's model, within one page of the budget.
-        model = MathClassifier.load(str(folder / "model.bin"))
-        scores = model.score([row["text"] for row in pool["rows"]])
+        # Every page is scored by the cross-fitted model of its fold (the one that never trained on it).
+        models = [MathClassifier.load(str(folder / f"model-{f}.bin")) for f in range(2)]
+        scores = [models[cross_fit_fold(row["id"], 2)].score([row["text"]])[0] for row in pool["rows"]]
         ranked = sorted(((ranking_key(s, row["id"]), approx_token_count(row["text"]), row["id"])
                          for s, row in zip(scores, pool["rows"])), reverse=True)
         taken, expected = 0, set()
@@ -55,13 +57,13 @@ def test_two_rounds_in_process(pool, seed_dir, tmp_path):
         assert BUDGET <= r["recalled_tokens"] < BUDGET + largest and r["recalled_tokens"] == taken
         assert r["recalled"] == len(recalled) and r["pool_pages"] == len(pool["rows"])
         assert all(row["num_tokens"] == approx_token_count(row["text"]) for row in recalled)
-        for name in ("report.md", "paths.tsv", "domains.tsv", "model.bin", "summary.json", "_SUCCESS"):
+        for name in ("report.md", "paths.tsv", "domains.tsv", "model-0.bin", "model-1.bin", "summary.json", "_SUCCESS"):
             assert (folder / name).exists(), name
         for png in ("score_histogram.png", "rounds.png"):
             assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         report = (folder / "report.md").read_text()
         assert f"# Recall round {r['round']}" in report and f"{r['recalled']:,} / {r['recalled_tokens']:,}" in report
-        assert r["val_roc_auc"] is not None and r["train_negatives"] == 60
+        assert r["val_roc_auc"] is not None and r["train_negatives"] <= 60 and r["cut"] == "token_budget"
     # recall_round is the first round that recalled a page; overlap is measured on tokens.
     first = {row["id"] for row in _recalled(out / "round_1" / "recalled")}
     second = _recalled(out / "round_2" / "recalled")
@@ -81,7 +83,18 @@ def test_two_rounds_in_process(pool, seed_dir, tmp_path):
 def test_stops_on_saturation_on_the_portable_runner(pool, seed_dir, tmp_path):
     out = tmp_path / "rounds"
     summary = run(["--pool", pool["dir"], "--seed", str(seed_dir / "math_seed.jsonl.gz"), "--output", str(out),
-                   "--rounds", "3", "--path-min-pages", "1000000", *SMALL, *BEAM_RUNNERS["portable"]])
-    assert len(summary["rounds"]) == 2 and summary["stop_reason"].startswith("saturated in round 2")
-    assert summary["rounds"][1]["overlap_with_previous"] == 1.0 and summary["rounds"][1]["new_positives"] == 0
-    assert not (out / "round_3").exists()
+                   "--rounds", "3", "--path-min-pages", "1000000", "--saturation-new-share", "0.5", *SMALL,
+                   *BEAM_RUNNERS["portable"]])
+    # The loop stops at the first round whose recalled tokens are at most 50% new, and not before.
+    rounds = summary["rounds"]
+    assert all(r["new_share"] > 0.5 for r in rounds[1:-1]) and rounds[0]["new_share"] == 1.0
+    if summary["stop_reason"].startswith("saturated"):
+        assert rounds[-1]["new_share"] <= 0.5 and summary["stop_reason"].startswith(f"saturated in round {len(rounds)}")
+    else:
+        assert len(rounds) == 3 and not (out / "round_4").exists()
+    second = rounds[1]
+    assert second["new_positives"] == 0
+    recalled = {r["id"]: r for r in _recalled(out / "round_2" / "recalled")}
+    new_tokens = sum(r["num_tokens"] for r in recalled.values() if r["recall_round"] == 2)
+    assert second["new_tokens"] == new_tokens and second["new_pages"] == sum(
+        1 for r in recalled.values() if r["recall_round"] == 2)

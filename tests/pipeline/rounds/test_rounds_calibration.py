@@ -1,0 +1,83 @@
+"""The calibrated cut: hand-computed histograms, the Wilson evidence bound, and a real round on
+the sample pool whose recalled set is exactly what the cut and the markup floor select."""
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from pipeline.testing import BEAM_RUNNERS
+
+from classifiers import MathClassifier
+from pipeline.rounds import calibration as C
+from pipeline.rounds import run
+from pipeline.rounds.sample_pool import build_sample_pool
+from pipeline.score.transforms import cross_fit_fold
+
+
+def test_bins_are_monotone_and_invert():
+    assert C.score_bin(0.5) == C.NUM_BINS // 2 and C.score_bin(0.0) == 0 and C.score_bin(1.0) == C.NUM_BINS - 1
+    scores = [0.001, 0.1, 0.5, 0.9, 0.99, 0.999]
+    assert [C.score_bin(s) for s in scores] == sorted(C.score_bin(s) for s in scores)
+    for s in (0.1, 0.5, 0.9, 0.99):
+        assert C.bin_score(C.score_bin(s)) <= s < C.bin_score(C.score_bin(s) + 1)
+
+
+def test_wilson_lower_bound_by_hand():
+    # p=1, n=1, z=1.96: (1 + 1.9208 - 1.96 * sqrt(0.9604)) / (1 + 3.8416) = 1 / 4.8416
+    assert C.wilson_lower_bound(1, 1) == pytest.approx(1 / 4.8416, abs=1e-4)
+    assert C.wilson_lower_bound(9, 10) == pytest.approx(0.5958, abs=1e-4)
+    assert C.wilson_lower_bound(0, 5) == 0.0 and C.wilson_lower_bound(0, 0) == 0.0
+
+
+def test_cut_separates_a_clean_mixture():
+    # 90 non-math pages in bin 100, 10 math pages in bin 900; the evidence says the same.
+    cut = C.calibrated_cut({100: 90, 900: 10}, {900: 10}, {100: 90})
+    # Youden point: TPR 1, FPR 0, so pi = 10/100; every cut in (100, 900] gives P = R = 1: the lowest wins.
+    assert cut.estimated_math_share == pytest.approx(0.1) and cut.estimated_math_pages == pytest.approx(10)
+    assert cut.bin == 101 and cut.above == 10
+    assert cut.estimated_precision == 1.0 and cut.estimated_recall == 1.0
+
+
+def test_cut_trades_precision_for_recall_by_hand():
+    # Pool: 80 pages in bin 100, 10 in bin 500, 10 in bin 900. Positive evidence: 8 in 900, 2 in 500.
+    # Negative evidence: 80 in 100, 5 in 500 (half of bin 500 is non-math).
+    cut = C.calibrated_cut({100: 80, 500: 10, 900: 10}, {900: 8, 500: 2}, {100: 80, 500: 5})
+    # Youden at bin 101: TPR 1, FPR 5/85; A/N = 0.2 -> pi = (0.2 - 5/85) / (1 - 5/85) = 0.15.
+    assert cut.estimated_math_share == pytest.approx((0.2 - 5 / 85) / (1 - 5 / 85))
+    # Cut at 501: R = 0.8, P = min(1, 15 * 0.8 / 10) = 1 -> F1 = 0.889; at 101: R = 1, P = 15 / 20 -> F1 = 0.857.
+    assert cut.bin == 501 and cut.estimated_recall == pytest.approx(0.8) and cut.estimated_precision == 1.0
+
+
+def test_a_pool_without_math_recalls_nothing():
+    cut = C.calibrated_cut({100: 100}, {900: 10}, {100: 60})
+    assert cut.estimated_math_share == 0.0 and cut.bin == C.NUM_BINS and cut.above == 0
+    with pytest.raises(ValueError, match="evidence"):
+        C.calibrated_cut({100: 1}, {}, {100: 1})
+
+
+def test_quantile_bin():
+    assert C.quantile_bin({10: 1, 20: 1, 30: 2}, 0.5) == 30 and C.quantile_bin({10: 4}, 0.5) == 10
+    assert C.quantile_bin({}, 0.5) == C.NUM_BINS
+
+
+def test_calibrated_round_on_the_sample_pool(seed_dir, tmp_path_factory, tmp_path):
+    folder = build_sample_pool(tmp_path_factory.getbasetemp() / "sample_pool")
+    rows = pq.read_table(folder).to_pylist()
+    out = tmp_path / "rounds"
+    summary = run(["--pool", folder, "--seed", str(seed_dir / "math_seed.jsonl.gz"), "--output", str(out),
+                   "--rounds", "1", "--positives-per-round", "600", "--bucket", "20000", "--thread", "1",
+                   *BEAM_RUNNERS["inprocess"]])
+    r = summary["rounds"][0]
+    assert r["cut"] == "calibrated" and r["positive_evidence"] in ("markup", "seed")
+    assert 0 < r["estimated_precision"] <= 1 and 0 < r["estimated_recall"] <= 1
+    assert r["negatives_excluded"].get("markup", 0) == r["markup_pages"] > 0
+    stats = json.loads((out / "round_1" / "tables" / "stats.json").read_text())["threshold"]
+    models = [MathClassifier.load(str(out / "round_1" / f"model-{f}.bin")) for f in range(2)]
+    expected = set()
+    for row in rows:
+        b = C.score_bin(models[cross_fit_fold(row["id"], 2)].score([row["text"]])[0])
+        if b >= stats["bin"] or ((row["num_formulas"] or 0) >= 1 and b >= stats["markup_floor_bin"]):
+            expected.add(row["id"])
+    recalled = {x["id"] for x in pq.read_table(out / "round_1" / "recalled").to_pylist()}
+    assert recalled == expected and r["recalled"] == len(expected)
+    # Pages with formulas dominate the recall; the cut keeps the pool's non-markup bulk out.
+    assert len(recalled) < len(rows) / 2
