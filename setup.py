@@ -2,7 +2,7 @@
 
 Extras:
   pipeline  Beam pipeline (WARC reading, extraction, dedup, classifier, decontamination)
-  gcp       the pipeline plus the Dataflow runner (apache-beam[gcp])
+  gcp       the pipeline plus the Dataflow runner (apache-beam[gcp], and `build` to stage --setup_file)
   train     training jobs (continued pre-training, SFT, GRPO, evaluation)
   dev       test and benchmark tools
   all       everything above
@@ -29,7 +29,10 @@ PIPELINE = [
     "matplotlib>=3.7",
     "tqdm>=4.60",
 ]
-GCP = [f"apache-beam[gcp]=={BEAM_VERSION}"]
+GCP = [
+    f"apache-beam[gcp]=={BEAM_VERSION}",
+    "build>=1.0",  # Beam stages --setup_file as an sdist built with `python -m build` (else "No module named build")
+]
 TRAIN = [
     "torch>=2.3",  # CI installs torch==2.13.0 (CPU build) first; see .ci/run
     "transformers>=4.45",
@@ -43,7 +46,7 @@ TRAIN = [
     "math-verify>=0.7",
     "sympy>=1.12",
 ]
-DEV = ["pytest>=8", "datasets>=2.18"]
+DEV = ["pytest>=8", "datasets>=2.18", "duckdb>=1.0", "pandas>=2.0"]  # the readers the layout tests open shards with
 
 setup(
     name="deepseekmath-corpus",

@@ -1,7 +1,8 @@
 """Reading the ``text`` column of Parquet and JSON-lines files, and sampling from them in bounded memory.
 
 Sources are files or globs (local, ``gs://``, ``s3://``: anything Beam's ``FileSystems``
-reads); a folder stands for the Parquet and JSON-lines files in it. JSON lines may be
+reads); a folder stands for the Parquet and JSON-lines files in it, a stage folder (``out/dedup``)
+for its pages in ``data/``. JSON lines may be
 compressed (``.gz``, ``.bz2``, ``.zst``, detected from the name).
 
 ``sample_texts`` draws a uniform sample of exactly ``k`` rows (or all rows when there are
@@ -69,9 +70,13 @@ def expand_sources(patterns: str | Sequence[str]) -> list[str]:
     for pattern in patterns:
         candidates = [pattern]
         if not any(ch in pattern for ch in "*?[") and not pattern.endswith(TEXT_FILE_SUFFIXES):
-            candidates = [FileSystems.join(pattern, "*")]  # a folder
-        matched = [m.path for c in candidates for m in FileSystems.match([c])[0].metadata_list]
-        matched = [p for p in matched if _is_text_file(p)]
+            # a folder: a stage folder's pages (<folder>/data/), else the files in it
+            candidates = [FileSystems.join(pattern, "data", "*"), FileSystems.join(pattern, "*")]
+        matched = []
+        for candidate in candidates:
+            matched = [m.path for m in FileSystems.match([candidate])[0].metadata_list if _is_text_file(m.path)]
+            if matched:
+                break
         if not matched:
             raise SourceError(f"no Parquet or JSON-lines file matches {pattern!r}")
         files.extend(sorted(matched))

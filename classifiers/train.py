@@ -37,12 +37,14 @@ from dataclasses import dataclass, field
 
 import yaml
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from classifiers.fasttext_worker import MATH_LABEL, OTHER_LABEL
 from classifiers.metrics import binary_metrics
 from classifiers.normalize import DEFAULT_MAX_TOKENS, normalize_text
-from classifiers.text_sources import ReadStats, expand_sources, sample_texts
+from classifiers.text_sources import ReadStats, SourceError, expand_sources, sample_texts
 from pipeline.beam_utils import write_json
+from pipeline.inputs import InputError, beam_args_only
 
 SHUFFLE_BUCKETS = 64
 
@@ -314,8 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """``TrainConfig`` from defaults, then ``--config`` YAML, then flags."""
-    data, ft_data = merge_yaml_and_flags(vars(build_parser().parse_args(argv)))
+    """``TrainConfig`` from defaults, then ``--config`` YAML, then flags.
+
+    Beam pipeline options are accepted like every command's: training runs in this process, so
+    only the file-system ones (``--s3_region_name``, ...) have an effect, on reading the sources
+    and writing the model. Any other unknown flag is refused with one line."""
+    args, rest = build_parser().parse_known_args(argv)
+    beam_args = beam_args_only(rest, "python -m classifiers.train")
+    if beam_args:
+        FileSystems.set_options(PipelineOptions(beam_args))
+    given = vars(args)
+    if "config" in given and not FileSystems.exists(given["config"]):
+        raise InputError(f"--config {given['config']}: no such file; give a YAML file of the flags below")
+    data, ft_data = merge_yaml_and_flags(given)
     return TrainConfig(**data, fasttext=FastTextConfig(**ft_data))
 
 
@@ -342,8 +355,16 @@ def merge_yaml_and_flags(given: dict) -> tuple[dict, dict]:
 def main(argv: Sequence[str] | None = None) -> dict:
     config = config_from_args(argv)
     if not config.positives or not config.negatives or not config.output:
-        raise SystemExit("--positives, --negatives and --output are required")
-    report = train_math_classifier(config)
+        raise InputError("--positives, --negatives and --output are required; see python -m classifiers.train --help")
+    for flag, sources in (("--positives", config.positives), ("--negatives", config.negatives)):
+        try:
+            expand_sources(sources)
+        except SourceError as exc:
+            raise InputError(f"{flag}: {exc}; give Parquet/JSONL files, globs or folders with a text column") from None
+    try:
+        report = train_math_classifier(config)
+    except TrainingDataError as exc:
+        raise InputError(f"{exc}; check --positives and --negatives") from None
     print(yaml.safe_dump({k: report[k] for k in ("model", "counts", "train_seconds", "validation")}, sort_keys=False),
           file=sys.stdout)
     return report

@@ -6,6 +6,10 @@ Guarantees:
   >= 2.68 first tries to fetch Prism from the internet).
 - Parquet shards get deterministic names ``<prefix>-SSSSS-of-NNNNN.parquet``; every shard is
   written even when empty, so a folder's shape depends only on ``num_shards``.
+- Every stage folder has one layout: the pages in ``<stage>/data/*.parquet`` (a folder holding
+  nothing else, so pyarrow, pandas, Hugging Face ``datasets`` and DuckDB open it as a dataset),
+  side outputs (``rejects/``, ``removed/``, ...) in folders of their own, and the summary, plots
+  and ``_SUCCESS`` at the top. ``data_dir`` names the pages' folder, ``parquet_glob`` finds them.
 - Output folders are only marked complete (``_SUCCESS``) after everything in them is written.
 - Files are written through Beam's ``FileSystems``, so output folders may be local, ``gs://``
   or ``s3://``.
@@ -23,18 +27,47 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import Metrics, MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.inputs import check_runner_installed
 from pipeline.schema import REJECT_SCHEMA
 
 DEFAULT_RUNNER = "FnApiRunner"
 SUCCESS_MARKER = "_SUCCESS"
+DATA_DIR = "data"
+# Folders that hold nothing but shards: a stage's pages and its side outputs (the recall rounds'
+# ``recalled/``, ``positives/``, ``history/`` ...). Any other folder is read as a stage folder.
+SHARD_FOLDERS = frozenset({DATA_DIR, "recalled", "positives", "negatives", "history", "rejects", "removed",
+                           "contaminated"})
+
+
+def _flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of ``--flag=value`` / ``--flag value`` in ``args`` (the last one given), else None."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        elif arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+    return value
 
 
 def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
-    """PipelineOptions from pass-through command-line args, with a download-free default runner."""
+    """PipelineOptions from pass-through command-line args, with download-free defaults.
+
+    - no ``--runner``: Beam's in-process ``FnApiRunner``;
+    - ``--job_endpoint=embed`` (the portable runner's in-process job server) without
+      ``--environment_type``: ``LOOPBACK`` (workers in this process), instead of Beam's default
+      ``DOCKER``, which would pull ``apache/beam_python3.x_sdk``;
+    - a runner whose extra is missing (Dataflow without ``[gcp]``) is refused with one line
+      naming the extra to install (``pipeline.inputs.InputError``).
+    """
     args = list(beam_args)
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
+    if _flag_value(args, "--runner") is None:
         args.append(f"--runner={DEFAULT_RUNNER}")
-    return PipelineOptions(args)
+    if _flag_value(args, "--job_endpoint") == "embed" and _flag_value(args, "--environment_type") is None:
+        args.append("--environment_type=LOOPBACK")
+    options = PipelineOptions(args)
+    check_runner_installed(options)
+    return options
 
 
 def join(base: str, *parts: str) -> str:
@@ -192,8 +225,31 @@ def read_parquet_rows(pattern: str | Iterable[str]) -> beam.PTransform:
     return beam.Create(patterns) | beam.io.ReadAllFromParquet()
 
 
+def data_dir(stage_dir: str) -> str:
+    """The folder of a stage's pages: ``<stage_dir>/data`` (nothing else is written there)."""
+    return join(stage_dir, DATA_DIR)
+
+
 def parquet_glob(path: str) -> str:
-    """A glob for the Parquet files of a stage output folder, or ``path`` itself if it is a glob/file."""
+    """A glob for the Parquet pages that ``path`` stands for.
+
+    - a glob or a ``.parquet`` file: ``path`` itself;
+    - a stage folder (``out/extract``, ``gs://b/dsm/dedup``): ``<path>/data/*.parquet``;
+    - a folder of shards (named ``data``, ``recalled``, ``positives``, ... as the stages write
+      them): ``<path>/*.parquet``;
+    - a local folder of the user's own shards (Parquet files directly in it, no ``data/``):
+      ``<path>/*.parquet``.
+    Remote folders are told apart by name only, so building a job (``--dry_run=True``, offline)
+    never touches ``gs://`` or ``s3://``.
+    """
     if any(ch in path for ch in "*?[") or path.endswith(".parquet"):
         return path
-    return join(path, "*.parquet")
+    path = path.rstrip("/") or path
+    flat, nested = join(path, "*.parquet"), join(data_dir(path), "*.parquet")
+    if "://" not in path:
+        import glob
+        import os
+
+        if not glob.glob(os.path.join(path, DATA_DIR, "*.parquet")) and glob.glob(os.path.join(path, "*.parquet")):
+            return flat
+    return flat if path.rsplit("/", 1)[-1] in SHARD_FOLDERS else nested

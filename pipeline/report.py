@@ -33,8 +33,11 @@ def _first_int(summary: dict, *paths: str) -> int | None:
 # Where each stage's summary.json keeps its counts: (rows in, rows out, {reason label: mapping path}).
 _IN_KEYS = ("rows_in", "pages_read", "counts.input_rows", "pool_rows", "pages.in", "input_rows")
 _OUT_KEYS = ("rows_out", "pages_kept", "counts.kept", "recalled", "pages.kept", "rows", "kept")
-_REASON_MAPS = ("rejected", "skipped", "counts.removed", "counts.rejected", "rejects", "rejected_by_reason",
-                "removed_by_reason")
+# Mappings of pages dropped by reason.
+_REASON_MAPS = ("rejected", "counts.removed", "counts.rejected", "rejects", "rejected_by_reason", "removed_by_reason")
+# Mappings of archive records skipped by reason (extract's WARC request/metadata/non-HTML records): not pages.
+_RECORD_MAPS = ("skipped",)
+BELOW_CUT = "below the rounds' cut"
 
 
 def stage_rows(summaries: dict[str, dict]) -> list[tuple[str, int | None, int | None]]:
@@ -42,11 +45,38 @@ def stage_rows(summaries: dict[str, dict]) -> list[tuple[str, int | None, int | 
     return [(name, _first_int(s, *_IN_KEYS), _first_int(s, *_OUT_KEYS)) for name, s in summaries.items()]
 
 
+def _merged_counts(summary: dict, paths: tuple[str, ...]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for path in paths:
+        mapping = _get(summary, path)
+        if isinstance(mapping, dict):
+            for reason, n in mapping.items():
+                if isinstance(n, (int, float)) and not isinstance(n, bool) and n:
+                    merged[reason] = merged.get(reason, 0) + int(n)
+    return merged
+
+
+def skipped_records(summaries: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """Per stage, the archive records skipped because they are not pages (WARC requests, metadata,
+    non-HTML responses ...): {stage: {reason: records}}, most first."""
+    result = {}
+    for name, s in summaries.items():
+        merged = _merged_counts(s, _RECORD_MAPS)
+        if merged:
+            result[name] = dict(sorted(merged.items(), key=lambda kv: -kv[1]))
+    return result
+
+
 def drop_reasons(summaries: dict[str, dict]) -> dict[str, dict[str, int]]:
-    """Per stage, what was dropped or skipped and why: {stage: {reason: count}} (zero counts left out)."""
+    """Per stage, the pages dropped and why: {stage: {reason: pages}} (zero counts left out).
+
+    The recall rounds' drop is the pool pages below the final round's cut (``pool_rows - recalled``)."""
     result: dict[str, dict[str, int]] = {}
     for name, s in summaries.items():
         merged: dict[str, int] = {}
+        pool, recalled = _first_int(s, "pool_rows"), _first_int(s, "recalled")
+        if pool is not None and recalled is not None and pool > recalled:
+            merged[BELOW_CUT] = pool - recalled
         for path in _REASON_MAPS:
             mapping = _get(s, path)
             if isinstance(mapping, dict):
@@ -87,22 +117,35 @@ def funnel_png(rows: list[tuple[str, int | None, int | None]]) -> bytes:
     return _png(fig)
 
 
-def drops_png(drops: dict[str, dict[str, int]]) -> bytes:
+PAGE_COLOUR, RECORD_COLOUR = "#c0504d", "#8c8c8c"
+
+
+def drops_png(drops: dict[str, dict[str, int]], records: dict[str, dict[str, int]] | None = None) -> bytes:
+    """Bar chart: pages dropped by stage and reason (red), and archive records skipped as not pages (grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    labels, values = [], []
+    labels, values, colours = [], [], []
     for stage, reasons in drops.items():
         for reason, n in list(reasons.items())[:8]:
             labels.append(f"{stage}: {reason}")
             values.append(n)
+            colours.append(PAGE_COLOUR)
+    for stage, reasons in (records or {}).items():
+        for reason, n in list(reasons.items())[:8]:
+            labels.append(f"{stage}: skipped record: {reason}")
+            values.append(n)
+            colours.append(RECORD_COLOUR)
     fig, ax = plt.subplots(figsize=(7, 0.35 * max(4, len(labels)) + 1))
-    bars = ax.barh(labels[::-1], values[::-1], color="#c0504d")
+    bars = ax.barh(labels[::-1], values[::-1], color=colours[::-1])
     ax.bar_label(bars, labels=[f"{v:,}" for v in values[::-1]], padding=3, fontsize=8)
-    ax.set_xlabel("pages")
-    ax.set_title("Dropped or skipped, by stage and reason")
+    ax.set_xlabel("pages dropped (red) / archive records skipped (grey)")
+    ax.legend(handles=[Patch(color=PAGE_COLOUR, label="pages dropped"),
+                       Patch(color=RECORD_COLOUR, label="WARC records skipped (not pages)")], fontsize=8, loc="lower right")
+    ax.set_title("Dropped pages and skipped records, by stage and reason")
     plt.close(fig)
     return _png(fig)
 
@@ -114,6 +157,7 @@ def _fmt(v: Any) -> str:
 def render_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> str:
     rows = stage_rows(summaries)
     drops = drop_reasons(summaries)
+    records = skipped_records(summaries)
     lines = ["# Corpus run report", ""]
     lines += [f"- input: {', '.join(f'`{i}`' for i in cfg.input)}", f"- output: `{cfg.output}`",
               f"- wall time: {wall_seconds:.1f} s", ""]
@@ -121,10 +165,14 @@ def render_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> str:
               "| stage | in | out |", "|---|---|---|"]
     lines += [f"| {n} | {_fmt(i)} | {_fmt(o)} |" for n, i, o in rows]
     lines.append("")
-    if drops:
-        lines += ["## Dropped, by reason", "", "![drops](report_drops.png)", ""]
+    if drops or records:
+        lines += ["## Dropped, by reason", "", "![drops](report_drops.png)", "", "Pages dropped:", ""]
         for stage, reasons in drops.items():
             lines.append(f"- **{stage}**: " + ", ".join(f"{r} {_fmt(n)}" for r, n in reasons.items()))
+        if records:
+            lines += ["", "Archive records skipped before extraction (not pages: requests, metadata, non-HTML):", ""]
+            for stage, reasons in records.items():
+                lines.append(f"- **{stage}**: " + ", ".join(f"{r} {_fmt(n)} records" for r, n in reasons.items()))
         lines.append("")
     rounds = summaries.get("rounds") or {}
     per_round = rounds.get("rounds") if isinstance(rounds.get("rounds"), list) else None
@@ -151,7 +199,7 @@ def write_run_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> No
     """Write ``report.md`` + PNGs under the run's output."""
     out = cfg.output
     beam_utils.write_bytes(beam_utils.join(out, "report_funnel.png"), funnel_png(stage_rows(summaries)))
-    drops = drop_reasons(summaries)
-    if drops:
-        beam_utils.write_bytes(beam_utils.join(out, "report_drops.png"), drops_png(drops))
+    drops, records = drop_reasons(summaries), skipped_records(summaries)
+    if drops or records:
+        beam_utils.write_bytes(beam_utils.join(out, "report_drops.png"), drops_png(drops, records))
     beam_utils.write_bytes(beam_utils.join(out, "report.md"), render_report(cfg, summaries, wall_seconds).encode("utf-8"))

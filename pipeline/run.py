@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from pipeline import beam_utils
+from pipeline.inputs import InputError, check_output_reachable, require_files
 from pipeline.paths import REPO_ROOT, SAMPLE_WARC_GLOB, SEED_DIR
 
 log = logging.getLogger("pipeline.run")
@@ -50,11 +51,18 @@ class RunConfig:
     def from_yaml(cls, path: str | None) -> RunConfig:
         if not path:
             return cls()
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except FileNotFoundError:
+            raise InputError(f"--config {path}: no such file; give a YAML file such as configs/run/sample.yaml") from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise InputError(f"--config {path}: expected a mapping of keys {sorted(cls.__dataclass_fields__)}")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected {sorted(cls.__dataclass_fields__)}")
+            raise InputError(f"--config {path}: unknown keys {sorted(unknown)}; expected {sorted(cls.__dataclass_fields__)}")
         for key in ("input", "seed"):
             if isinstance(data.get(key), str):
                 data[key] = [data[key]]
@@ -163,11 +171,13 @@ def run(argv: Sequence[str] | None = None) -> dict:
     wanted = [s for s in args.stages.split(",") if s]
     unknown = set(wanted) - set(STAGES)
     if unknown:
-        raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+        raise InputError(f"--stages: unknown stages {sorted(unknown)}; choose from {','.join(STAGES)}")
     summaries: dict[str, dict] = {}
     started = time.time()
     force = args.force
-    dry_run = beam_utils.is_dry_run(beam_utils.pipeline_options(options_to_argv(cfg.beam) + list(beam_args)))
+    options = beam_utils.pipeline_options(options_to_argv(cfg.beam) + list(beam_args))
+    dry_run = beam_utils.is_dry_run(options)
+    check_inputs(cfg, wanted, options, force)
     for i, plan in enumerate(plan_stages(cfg, beam_args), 1):
         if plan.name not in wanted:
             continue
@@ -180,14 +190,39 @@ def run(argv: Sequence[str] | None = None) -> dict:
         summary, skipped = run_stage(plan, force=force, dry_run=dry_run)
         force = force or not skipped  # a stage that ran changes the input of every later stage
         summaries[plan.name] = summary
-        note = "skipped (complete)" if skipped else f"done in {time.time() - t0:.1f}s"
+        if dry_run:
+            note = f"dry run: job built, not submitted ({time.time() - t0:.1f}s)"
+        else:
+            note = "skipped (complete)" if skipped else f"done in {time.time() - t0:.1f}s"
         print(f"[{i}/{len(STAGES)}] {plan.name}: {note} {headline(summary)}", flush=True)
     if dry_run:
+        print(f"dry run: {len(summaries)} job(s) built, nothing submitted, nothing written under {cfg.output}")
         return summaries
     if "corpus" in summaries:
         write_run_report(cfg, summaries, wall_seconds=time.time() - started)
         print(f"report: {beam_utils.join(cfg.output, 'report.md')}")
     return summaries
+
+
+def check_inputs(cfg: RunConfig, wanted: Sequence[str], options, force: bool) -> None:
+    """Refuse a run that cannot succeed before any stage starts, with one line each (``InputError``):
+    a local ``--output`` for a Dataflow job, WARC globs that match nothing, a missing seed.
+    A dry run only builds jobs, so it lists nothing (``gs://`` may be unreachable)."""
+    check_output_reachable(cfg.output, options)
+    if beam_utils.is_dry_run(options):
+        return
+    if "extract" in wanted and (force or not beam_utils.is_complete(stage_dir(cfg.output, "extract"))):
+        for pattern in cfg.input:
+            require_files(pattern, "--input", "give a glob of WARC/ARC/WET files, e.g. 'crawl/*.warc.gz'")
+    if "rounds" in wanted and (force or not beam_utils.is_complete(stage_dir(cfg.output, "rounds"))):
+        from classifiers.text_sources import SourceError, expand_sources
+
+        for seed in cfg.seed:
+            try:
+                expand_sources(seed)
+            except SourceError as exc:
+                raise InputError(f"--seed {seed}: {exc}; give Parquet/JSONL files with a text column "
+                                 "(the bundled seed: data/seed/math_seed.jsonl.gz)") from None
 
 
 def headline(summary: dict) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 BEAM_RUNNERS: dict[str, list[str]] = {
     "inprocess": ["--runner=FnApiRunner"],
     "multiprocess": ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
-    "portable": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
+    # as the README writes it: beam_utils.pipeline_options adds --environment_type=LOOPBACK for embed
+    "portable": ["--runner=PortableRunner", "--job_endpoint=embed"],
 }
 
 # Builds a Dataflow job offline (nothing is submitted, nothing is contacted). Bucket and project

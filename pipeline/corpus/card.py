@@ -36,7 +36,13 @@ def render_card(manifest: dict, stage_summaries: dict[str, dict], parameters: di
         "table = ds.dataset('<this folder>/data', format='parquet').to_table()",
         "from datasets import load_dataset",
         "corpus = load_dataset('parquet', data_files='<this folder>/data/*.parquet', split='train')",
+        "corpus = load_dataset('<this folder>', split='train')  # the same files, from this card's header",
+        "import duckdb",
+        "duckdb.sql(\"SELECT count(*) FROM '<this folder>/data/*.parquet'\")",
         "```",
+        "",
+        "The shards are in `data/`; open that folder, not this one (it also holds this card, the "
+        "manifest and `rejects/`).",
         "",
     ]
     if sources:

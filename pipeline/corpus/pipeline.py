@@ -30,6 +30,7 @@ from apache_beam.utils import shared
 
 from pipeline import beam_utils
 from pipeline.corpus.card import write_card
+from pipeline.inputs import check_output_reachable, require_file, require_pages
 from pipeline.schema import DOCUMENT_SCHEMA, DUP_COUNT, MATH_SCORE, NUM_TOKENS, RECALL_ROUND, schema_with
 from pipeline.tokens import TokenCounter
 
@@ -153,7 +154,10 @@ def run(argv: Sequence[str] | None = None) -> dict:
     args, beam_args = parse_args(argv)
     options = beam_utils.pipeline_options(beam_args)
     dry_run = beam_utils.is_dry_run(options)
-    pattern = beam_utils.parquet_glob(args.input)
+    check_output_reachable(args.output, options)
+    pattern = beam_utils.parquet_glob(args.input) if dry_run else require_pages(args.input)
+    if args.lineage and not dry_run:
+        require_file(args.lineage, "--lineage", "give the lineage.json pipeline.run writes, or leave --lineage out")
     num_shards = args.num_shards or (1 if dry_run else auto_num_shards(pattern))
     if not dry_run:
         beam_utils.clear_output(args.output)

@@ -4,9 +4,9 @@
 
 1. builds the benchmark index on the driver from ``--benchmarks`` (or loads ``--index``) and
    writes it to ``<output>/index.npz`` (a dry run writes it to a local temporary folder);
-2. reads ``<input>/*.parquet`` (the schema of the first file is the output schema, so columns
+2. reads the input's pages (``parquet_glob``: ``<input>/data/*.parquet`` or ``<input>/*.parquet``) (the schema of the first file is the output schema, so columns
    added by earlier stages such as ``dup_count``/``math_score``/``recall_round`` are kept);
-3. runs ``Decontaminate`` and writes ``<output>/part-*.parquet`` (clean pages),
+3. runs ``Decontaminate`` and writes ``<output>/data/part-*.parquet`` (clean pages),
    ``<output>/contaminated/`` (audit rows), ``<output>/rejects/``, ``<output>/summary.json``,
    and last ``<output>/_SUCCESS``;
 4. returns the summary dict.
@@ -36,6 +36,7 @@ from pipeline.beam_utils import (
     WriteRejects,
     clear_output,
     counters,
+    data_dir,
     is_complete,
     is_dry_run,
     join,
@@ -47,6 +48,7 @@ from pipeline.beam_utils import (
     write_bytes,
     write_json,
 )
+from pipeline.inputs import InputError, check_output_reachable, require_pages
 from pipeline.decontaminate.benchmarks_spec import parse_specs
 from pipeline.decontaminate.index import BenchmarkIndex, IndexConfig, build_index
 from pipeline.decontaminate.transforms import CONTAMINATION_SCHEMA, NAMESPACE, Decontaminate
@@ -121,15 +123,14 @@ def _input_schema(input_path: str, dry_run: bool) -> pa.Schema:
     not exist yet) and uses the document schema with every column earlier stages may add."""
     if dry_run:
         return schema_with(DOCUMENT_SCHEMA, DUP_COUNT, MATH_SCORE, RECALL_ROUND)
-    pattern = parquet_glob(input_path)
+    pattern = require_pages(input_path)
     files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    if not files:
-        raise FileNotFoundError(f"no Parquet files match {pattern}")
     with FileSystems.open(files[0], compression_type="uncompressed") as fh:
         schema = pq.read_schema(fh).remove_metadata()
     for name in ("id", "text"):
         if name not in schema.names:
-            raise ValueError(f"{files[0]}: input has no {name!r} column (columns: {schema.names})")
+            raise InputError(f"--input {input_path}: {files[0]} has no {name!r} column (columns: {schema.names}); "
+                             "give pages written by an earlier stage")
     return schema
 
 
@@ -151,14 +152,20 @@ def run(argv: list[str] | None = None) -> dict:
     options = pipeline_options(beam_args)
     dry_run = is_dry_run(options)
     output = args.output.rstrip("/")
+    check_output_reachable(output, options)
     if not dry_run and not args.force and is_complete(output):
         log.info("decontaminate: %s is complete, skipping (use --force to recompute)", output)
         return {**read_json(join(output, SUMMARY_FILE)), "skipped": True}
 
     t0 = time.time()
-    specs = parse_specs(args.benchmarks)
+    schema = _input_schema(args.input, dry_run)  # before the index is built: a wrong input fails at once
+    try:
+        specs = parse_specs(args.benchmarks)
+    except ValueError as exc:
+        raise InputError(f"--benchmarks: {exc}") from None
     if args.index:
-        index = BenchmarkIndex.load(args.index)
+        index = BenchmarkIndex.load(require_file(args.index, "--index", "give an index.npz written by a previous run, "
+                                                 "or leave --index out to build one"))
     else:
         if args.plain_rule:
             args.min_wordlike_tokens = args.min_wordlike_whole = args.max_items_per_ngram = 0
@@ -169,9 +176,11 @@ def run(argv: list[str] | None = None) -> dict:
             min_wordlike_tokens=args.min_wordlike_tokens,
             min_wordlike_whole=args.min_wordlike_whole,
         )
-        index = build_index(specs, config)
+        try:
+            index = build_index(specs, config)
+        except FileNotFoundError as exc:
+            raise InputError(f"--benchmarks: {exc}; give benchmark files that exist (see docs/decontamination.md)") from None
     data = index.to_bytes()
-    schema = _input_schema(args.input, dry_run)
 
     if dry_run:
         index_path = os.path.join(tempfile.mkdtemp(prefix="decontaminate-index-"), INDEX_FILE)
@@ -185,7 +194,7 @@ def run(argv: list[str] | None = None) -> dict:
     # a dry run must not touch the input (it may not exist yet): no file-pattern validation
     rows = pipeline | "ReadPages" >> beam.io.ReadFromParquet(parquet_glob(args.input), validate=not dry_run)
     out = rows | "Decontaminate" >> Decontaminate(index_path, index_tag, args.audit_texts_per_page, args.input)
-    _ = out.clean | "WriteClean" >> WriteParquetShards(output, schema, args.num_shards)
+    _ = out.clean | "WriteClean" >> WriteParquetShards(data_dir(output), schema, args.num_shards)
     _ = out.contaminated | "WriteAudit" >> WriteParquetShards(join(output, "contaminated"), CONTAMINATION_SCHEMA, 1)
     _ = out.rejects | "WriteRejects" >> WriteRejects(output)
     result = run_pipeline(pipeline)

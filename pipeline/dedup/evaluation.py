@@ -111,7 +111,7 @@ def output_clusters(output_dir: str) -> list[list[str]]:
     import pyarrow.parquet as pq
 
     clusters: dict[str, list[str]] = defaultdict(list)
-    for f in sorted(glob.glob(os.path.join(output_dir, "*.parquet"))):
+    for f in sorted(glob.glob(os.path.join(output_dir, "data", "*.parquet"))):
         for r in pq.read_table(f, columns=["id"]).to_pylist():
             clusters[r["id"]].append(r["id"])
     for r in pq.read_table(os.path.join(output_dir, "removed")).to_pylist():

@@ -3,7 +3,7 @@
 ``run(argv)`` reads ``DOCUMENT_SCHEMA`` Parquet (``--input`` folder or glob) and writes to
 ``--output``:
 
-* ``part-SSSSS-of-NNNNN.parquet``: kept pages, ``DOCUMENT_SCHEMA`` + ``dup_count``;
+* ``data/part-SSSSS-of-NNNNN.parquet``: kept pages, ``DOCUMENT_SCHEMA`` + ``dup_count``;
 * ``removed/``: one ``REMOVED_SCHEMA`` row per removed page (id, kept_id, reason, url), where
   ``kept_id`` is always a page of the kept output;
 * ``rejects/``: rows that could not be used (no ``id``), with the reason;
@@ -31,6 +31,7 @@ from pipeline.beam_utils import (
     WriteParquetShards,
     WriteRejects,
     clear_output,
+    data_dir,
     is_complete,
     is_dry_run,
     join,
@@ -55,6 +56,7 @@ from pipeline.dedup.transforms import (
     cluster_size_bin,
     sort_bins,
 )
+from pipeline.inputs import InputError, check_output_reachable, require_pages
 from pipeline.schema import DOCUMENT_SCHEMA, DUP_COUNT, schema_with
 
 LOG = logging.getLogger(__name__)
@@ -156,7 +158,7 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
     url_removed = urls["removed"] | "ResolveKeptIds" >> ResolveKeptIds(near["children"])
     removed = (url_removed, near["removed"]) | "AllRemoved" >> beam.Flatten()
 
-    near["kept"] | "WriteKept" >> WriteParquetShards(args.output, KEPT_SCHEMA, args.num_shards)
+    near["kept"] | "WriteKept" >> WriteParquetShards(data_dir(args.output), KEPT_SCHEMA, args.num_shards)
     removed | "WriteRemoved" >> WriteParquetShards(join(args.output, "removed"), REMOVED_SCHEMA, 1)
     valid["rejects"] | "WriteRejects" >> WriteRejects(args.output)
 
@@ -231,14 +233,17 @@ def run(argv: list[str] | None = None) -> dict:
     config = MinHashConfig.for_threshold(args.threshold, args.num_perm, args.bands, args.rows,
                                          shingle_size=args.shingle_size, seed=args.seed)
     if args.neighbours < 1:
-        raise ValueError("--neighbours must be >= 1")
+        raise InputError("--neighbours must be >= 1")
     if args.cc_rounds < 1 or args.cc_max_rounds < args.cc_rounds:
-        raise ValueError("need 1 <= --cc_rounds <= --cc_max_rounds")
+        raise InputError("need 1 <= --cc_rounds <= --cc_max_rounds")
     options = pipeline_options(beam_args)
     dry_run = is_dry_run(options)
+    check_output_reachable(args.output, options)
     if not dry_run and not args.overwrite and is_complete(args.output):
         LOG.info("dedup output %s is complete; returning its summary (use --overwrite to recompute)", args.output)
         return read_json(join(args.output, SUMMARY))
+    if not dry_run:
+        require_pages(args.input)
 
     rounds = args.cc_rounds
     while True:

@@ -4,7 +4,7 @@
         [--config extract.yaml] [stage flags] [any Beam pipeline option]
 
 Outputs in ``--output`` (local, ``gs://`` or ``s3://``):
-- ``part-SSSSS-of-NNNNN.parquet``: one row per page, ``pipeline.schema.DOCUMENT_SCHEMA``, zstd;
+- ``data/part-SSSSS-of-NNNNN.parquet``: one row per page, ``pipeline.schema.DOCUMENT_SCHEMA``, zstd;
 - ``rejects/part-SSSSS-of-NNNNN.parquet``: ``REJECT_SCHEMA`` rows (file, offset, url, reason, detail);
 - ``summary.json``: files, bytes, records, pages read / kept / rejected by reason, records skipped
   by reason, wall time, throughput, the configuration and every counter;
@@ -36,6 +36,7 @@ from pipeline.beam_utils import (
     WriteRejects,
     clear_output,
     counters,
+    data_dir,
     is_complete,
     is_dry_run,
     join,
@@ -46,6 +47,7 @@ from pipeline.beam_utils import (
     write_bytes,
     write_json,
 )
+from pipeline.inputs import InputError, check_output_reachable
 from pipeline.extract.transforms import NAMESPACE, ExtractConfig, ExtractText
 from pipeline.schema import DOCUMENT_SCHEMA
 
@@ -96,18 +98,20 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
     if args.config:
+        if not FileSystems.exists(args.config):
+            raise InputError(f"--config {args.config}: no such file; give a YAML file of stage flags")
         with FileSystems.open(args.config) as fh:
             data = yaml.safe_load(fh.read().decode("utf-8")) or {}
         known = {f.name for f in dataclasses.fields(ExtractConfig)} | {"num_shards", "bytes_per_shard",
                                                                        "rejects_shards"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown keys in {args.config}: {unknown} (known: {sorted(known)})")
+            raise InputError(f"--config {args.config}: unknown keys {unknown}; known: {sorted(known)}")
         parser.set_defaults(**data)
         args, beam_args = parser.parse_known_args(argv)
     config = ExtractConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExtractConfig)})
     if args.num_shards < 0 or args.rejects_shards < 1 or args.bytes_per_shard < 1:
-        raise ValueError("need --num_shards >= 0, --rejects_shards >= 1, --bytes_per_shard >= 1")
+        raise InputError("need --num_shards >= 0, --rejects_shards >= 1, --bytes_per_shard >= 1")
     return args, beam_args, config
 
 
@@ -130,12 +134,13 @@ def _is_local_dir(path: str) -> bool:
 
 
 def list_inputs(patterns: Sequence[str]) -> tuple[int, int]:
-    """(number of files, total bytes) matched on the driver; raises ``FileNotFoundError`` naming the
+    """(number of files, total bytes) matched on the driver; raises ``InputError`` naming the
     patterns that match nothing (a typo should fail before a cluster starts)."""
     results = FileSystems.match(list(patterns))
     empty = [p for p, r in zip(patterns, results) if not r.metadata_list]
     if empty:
-        raise FileNotFoundError(f"no input files match {empty}")
+        raise InputError(f"--input {' '.join(empty)}: no file matches; give WARC/ARC/WET files, folders or globs "
+                         "(e.g. 'data/sample/warc/*')")
     files = {m.path: m.size_in_bytes for r in results for m in r.metadata_list}
     return len(files), sum(int(s or 0) for s in files.values())
 
@@ -144,7 +149,7 @@ def build_pipeline(pipeline: beam.Pipeline, patterns: list[str], output: str, co
                    num_shards: int, rejects_shards: int) -> None:
     """Attach the extract stage and its writers to ``pipeline``."""
     out = pipeline | "ExtractText" >> ExtractText(patterns, config)
-    out["documents"] | "WriteDocuments" >> WriteParquetShards(output, DOCUMENT_SCHEMA, num_shards)
+    out["documents"] | "WriteDocuments" >> WriteParquetShards(data_dir(output), DOCUMENT_SCHEMA, num_shards)
     out["rejects"] | "WriteRejects" >> WriteRejects(output, rejects_shards)
 
 
@@ -238,6 +243,7 @@ def run(argv: list[str] | None = None) -> dict:
     patterns = input_patterns(args.input)
     output = args.output.rstrip("/") if args.output not in ("/",) else args.output
     dry_run = is_dry_run(options)
+    check_output_reachable(output, options)
 
     if dry_run:
         num_shards = args.num_shards  # 0: the runner decides; nothing is listed in a dry run

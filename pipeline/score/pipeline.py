@@ -2,7 +2,7 @@
 
 Reads Parquet rows (any schema with ``id`` and ``text``: the extract or dedup output), adds
 ``math_score`` (the fastText math classifier's probability of math, see ``classifiers``) and
-writes ``schema_with(<input schema>, MATH_SCORE)`` Parquet shards to ``--output``, with
+writes ``schema_with(<input schema>, MATH_SCORE)`` Parquet shards to ``<output>/data/``, with
 ``rejects/`` (rows without a text), ``summary.json`` (counts, rejects by reason, a 20-bin
 score histogram, parameters) and ``_SUCCESS`` last. A rerun on a complete output returns its summary unless ``--overwrite``.
 
@@ -27,6 +27,7 @@ from pipeline.beam_utils import (
     WriteParquetShards,
     WriteRejects,
     clear_output,
+    data_dir,
     is_complete,
     is_dry_run,
     join,
@@ -37,6 +38,7 @@ from pipeline.beam_utils import (
     run_pipeline,
     write_json,
 )
+from pipeline.inputs import InputError, check_output_reachable, require_file, require_pages
 from pipeline.schema import DOCUMENT_SCHEMA, DUP_COUNT, MATH_SCORE, schema_with
 from pipeline.score.transforms import ScoreWithClassifier
 
@@ -64,7 +66,8 @@ def input_schema(pattern: str) -> pa.Schema:
     """The Arrow schema of the first Parquet file matching ``pattern`` (read from its footer only)."""
     matches = FileSystems.match([pattern])[0].metadata_list
     if not matches:
-        raise FileNotFoundError(f"no Parquet file matches {pattern}")
+        raise InputError(f"{pattern}: no Parquet file matches; give the folder of a finished stage "
+                         "(e.g. out/dedup), a folder of .parquet shards or a glob")
     first = min(m.path for m in matches)
     with FileSystems.open(first, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         return pq.read_schema(fh)
@@ -90,7 +93,7 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, schema: pa
     """Adds the stage (read, score, write scored rows, rejects and statistics) to ``pipeline``."""
     rows = pipeline | "ReadParquet" >> beam.io.ReadFromParquet(parquet_glob(args.input), validate=not dry_run)
     out = rows | "ScoreWithClassifier" >> ScoreWithClassifier(args.model, args.batch_size, args.max_tokens)
-    out["scored"] | "WriteScored" >> WriteParquetShards(args.output, schema_with(schema, MATH_SCORE), args.num_shards)
+    out["scored"] | "WriteScored" >> WriteParquetShards(data_dir(args.output), schema_with(schema, MATH_SCORE), args.num_shards)
     out["rejects"] | "WriteRejects" >> WriteRejects(args.output)
     (
         (
@@ -109,9 +112,14 @@ def run(argv: list[str] | None = None) -> dict:
     args, beam_args = build_parser().parse_known_args(argv)
     options = pipeline_options(beam_args)
     dry_run = is_dry_run(options)
+    check_output_reachable(args.output, options)
     if not dry_run and not args.overwrite and is_complete(args.output):
         LOG.info("score output %s is complete; returning its summary (use --overwrite to recompute)", args.output)
         return read_json(join(args.output, SUMMARY))
+    if not dry_run:
+        require_file(args.model, "--model", "train one first: python -m classifiers.train --positives ... "
+                     "--negatives ... --output out/model.bin")
+        require_pages(args.input)
     schema = DRY_RUN_INPUT_SCHEMA if dry_run else input_schema(parquet_glob(args.input))
     if not dry_run:
         clear_output(args.output)

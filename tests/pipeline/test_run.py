@@ -1,21 +1,27 @@
-"""The whole chain (``python -m pipeline.run``) on the bundled sample, on the portable runner
-(the job API that Spark and Flink use): a loadable corpus with manifest, card and report;
-reruns skip finished stages; an interrupted stage is redone, and so is everything after it."""
+"""The whole chain on the bundled sample, on the portable runner (the job API that Spark and Flink
+use), run as the README writes it (``python -m pipeline.run --runner=PortableRunner
+--job_endpoint=embed`` in a fresh folder): a loadable corpus with manifest, card and report;
+every stage folder opens as a dataset; reruns skip finished stages; an interrupted stage is
+redone, and so is everything after it."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
 
-from pipeline.testing import BEAM_RUNNERS
+from pipeline.paths import REPO_ROOT
 from pipeline.run import STAGES, run
 
-PORTABLE = BEAM_RUNNERS["portable"]
+README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+DOCUMENTED_PORTABLE_RUN = "python -m pipeline.run --runner=PortableRunner --job_endpoint=embed"
 
 
 def file_times(root: Path) -> dict[str, float]:
@@ -24,8 +30,16 @@ def file_times(root: Path) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "out"
-    summaries = run([f"--output={out}", *PORTABLE])
+    """The README's command, exactly as written, in an empty folder (it writes ./out)."""
+    assert DOCUMENTED_PORTABLE_RUN in README
+    cwd = tmp_path_factory.mktemp("run")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    argv = shlex.split(DOCUMENTED_PORTABLE_RUN)
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "docker" not in done.stderr.lower()
+    out = cwd / "out"
+    summaries = {stage: json.loads((out / stage / "summary.json").read_text()) for stage in STAGES}
     return out, summaries
 
 
@@ -73,7 +87,7 @@ def test_pipeline_funnel_and_math_focus(chain):
     assert recalled < dedup_kept, "the token budget must select part of the pool"
     table = ds.dataset([str(p) for p in (out / "corpus" / "data").glob("*.parquet")]).to_table()
     with_math = sum(1 for n in table.column("num_formulas").to_pylist() if n > 0)
-    pool = ds.dataset([str(p) for p in (out / "dedup").glob("*.parquet")]).to_table()
+    pool = ds.dataset([str(p) for p in (out / "dedup" / "data").glob("*.parquet")]).to_table()
     pool_math = sum(1 for n in pool.column("num_formulas").to_pylist() if n > 0)
     # the recalled corpus is far richer in pages with formulas than the pool it was drawn from
     assert with_math / table.num_rows > 1.5 * pool_math / pool.num_rows
@@ -105,16 +119,111 @@ def test_interrupted_stage_is_redone_with_everything_after_it(chain, tmp_path):
     shutil.copytree(out, copy)
     # an interruption half-way through decontamination: no marker, a shard missing, a stray temp file
     (copy / "decontaminate" / "_SUCCESS").unlink()
-    for shard in (copy / "decontaminate").glob("*.parquet"):
+    for shard in (copy / "decontaminate" / "data").glob("*.parquet"):
         shard.unlink()
-    (copy / "decontaminate" / "part-00000-of-00001.parquet.tmp").write_bytes(b"partial")
+    (copy / "decontaminate" / "data" / "part-00000-of-00001.parquet.tmp").write_bytes(b"partial")
     before = file_times(copy)
     result = run([f"--output={copy}"])
     after = file_times(copy)
     for stage in ("extract", "dedup", "rounds"):
         assert all(after[k] == v for k, v in before.items() if k.startswith(stage + os.sep)), f"{stage} was redone"
-    assert not (copy / "decontaminate" / "part-00000-of-00001.parquet.tmp").exists()
+    assert not (copy / "decontaminate" / "data" / "part-00000-of-00001.parquet.tmp").exists()
     assert (copy / "corpus" / "_SUCCESS").stat().st_mtime_ns > before["corpus/_SUCCESS"]
     ids = lambda root: sorted(ds.dataset([str(p) for p in (root / "corpus" / "data").glob("*.parquet")]).to_table().column("id").to_pylist())  # noqa: E731
     assert ids(copy) == ids(out)
     assert result["corpus"]["rows"] == summaries["corpus"]["rows"]
+
+
+def open_with_every_reader(folder: Path) -> dict[str, int]:
+    """Rows of a folder of shards as pyarrow, pandas, Hugging Face ``datasets`` and DuckDB read it."""
+    import duckdb
+    import pandas as pd
+    from datasets import load_dataset
+
+    return {
+        "pyarrow": ds.dataset(str(folder), format="parquet").count_rows(),
+        "pandas": len(pd.read_parquet(folder)),
+        "datasets": load_dataset("parquet", data_files=str(folder / "*.parquet"), split="train").num_rows,
+        "duckdb": duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/*.parquet')").fetchall()[0][0],
+    }
+
+
+@pytest.mark.parametrize("stage,rows_key", [("extract", "pages_kept"), ("dedup", "counts.kept"),
+                                            ("decontaminate", "pages.kept"), ("corpus", "rows")])
+def test_every_stage_folder_opens_as_a_dataset(chain, stage, rows_key):
+    out, summaries = chain
+    expected = summaries[stage]
+    for key in rows_key.split("."):
+        expected = expected[key]
+    folder = out / stage / "data"
+    assert sorted({p.suffix for p in folder.iterdir()}) == [".parquet"], "only shards in a stage's data/"
+    assert open_with_every_reader(folder) == dict.fromkeys(("pyarrow", "pandas", "datasets", "duckdb"), expected)
+    assert expected > 0
+
+
+def test_recalled_pages_open_as_a_dataset(chain):
+    out, summaries = chain
+    counts = open_with_every_reader(out / "rounds" / "recalled")
+    assert set(counts.values()) == {summaries["rounds"]["recalled"]}
+
+
+def _python_block_after(text: str, marker: str) -> str:
+    start = text.index("```python", text.index(marker)) + len("```python")
+    return text[start:text.index("```", start)]
+
+
+def test_corpus_entry_points_of_readme_and_card_agree_and_work(chain, monkeypatch):
+    """The README's and the card's loading instructions, executed as written on the corpus folder."""
+    import datasets
+    import duckdb
+    import pyarrow
+
+    out, summaries = chain
+    rows = summaries["corpus"]["rows"]
+    monkeypatch.chdir(out.parent)  # the README names ./out/corpus
+    readme_block = _python_block_after(README, "## Use the corpus for training")
+    card = (out / "corpus" / "README.md").read_text()
+    card_block = _python_block_after(card, "## Load it").replace("<this folder>", str(out / "corpus"))
+    assert "out/corpus/data" in readme_block and "data/*.parquet" in card_block
+    results = []
+    for line in [*readme_block.strip().splitlines(), *card_block.strip().splitlines()]:
+        code = line.split("  #")[0].strip()
+        if not code or code.startswith(("import ", "from ")):
+            continue
+        expr = code.split("=", 1)[1] if " = " in code else code
+        results.append(eval(expr, {"pyarrow": pyarrow, "ds": ds, "datasets": datasets, "load_dataset": datasets.load_dataset,
+                                   "duckdb": duckdb}))
+    assert len(results) >= 8
+    counted = []
+    for r in results:
+        if isinstance(r, ds.Dataset):
+            counted.append(r.count_rows())
+        elif isinstance(r, pyarrow.Table):
+            counted.append(r.num_rows)
+        elif isinstance(r, datasets.Dataset):
+            counted.append(r.num_rows)
+        else:  # a DuckDB relation of count(*)
+            counted.append(r.fetchall()[0][0])
+    assert counted == [rows] * len(results)
+
+
+def test_report_drops_count_pages_and_records_apart(chain):
+    from pipeline.report import BELOW_CUT, drop_reasons, skipped_records
+
+    out, summaries = chain
+    drops, records = drop_reasons(summaries), skipped_records(summaries)
+    rounds = summaries["rounds"]
+    assert drops["rounds"][BELOW_CUT] == rounds["pool_rows"] - rounds["recalled"] > 0
+    assert drops["rounds"][BELOW_CUT] == summaries["dedup"]["counts"]["kept"] - rounds["recalled"]
+    skipped = summaries["extract"]["skipped"]
+    assert sum(skipped.values()) > 0 and records["extract"] == dict(sorted(skipped.items(), key=lambda kv: -kv[1]))
+    assert not set(skipped) & set(drops.get("extract", {})), "skipped records are not counted as dropped pages"
+    report = (out / "report.md").read_text()
+    assert f"{BELOW_CUT} {drops['rounds'][BELOW_CUT]:,}" in report
+    assert "records" in report.split("Archive records skipped")[1].split("##")[0]
+    assert (out / "report_drops.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_readme_says_what_the_training_jobs_need():
+    section = README.split("## Use the corpus for training")[1].split("\n## ")[0]
+    assert '".[train]"' in section and "torch" in section

@@ -26,7 +26,7 @@ def test_extract_on_spark_runner(tmp_path):
     out = tmp_path / "extract"
     summary = run([f"--input={SAMPLE_DIR / 'warc' / 'resiliparse__warcfile.warc.gz'}", f"--output={out}",
                    "--runner=SparkRunner", f"--spark_job_server_jar={JAR}", "--environment_type=LOOPBACK"])
-    rows = ds.dataset(sorted(str(p) for p in out.glob("*.parquet")), format="parquet").to_table().num_rows
+    rows = ds.dataset(sorted(str(p) for p in (out / "data").glob("*.parquet")), format="parquet").to_table().num_rows
     assert rows > 0
     assert (out / "_SUCCESS").exists()
     assert summary

@@ -71,8 +71,8 @@ def test_run_removes_leaks_keeps_clean_pages_and_audits(beam_runner, pages, leak
     assert json.loads((out / "summary.json").read_text())["pages"] == summary["pages"]
     assert (out / "_SUCCESS").exists()
 
-    clean = pq.read_table(sorted(glob.glob(str(out / "*.parquet")))).to_pylist()
-    assert pq.read_schema(next(iter(glob.glob(str(out / "*.parquet"))))).names == SCHEMA.names
+    clean = pq.read_table(sorted(glob.glob(str(out / "data" / "*.parquet")))).to_pylist()
+    assert pq.read_schema(next(iter(glob.glob(str(out / "data" / "*.parquet"))))).names == SCHEMA.names
     expected = {r["id"]: r for r in pages["clean"]}
     assert {r["id"] for r in clean} == set(expected)
     for r in clean:  # every column kept, values unchanged

@@ -39,7 +39,7 @@ def write_rows(rows: list[dict], folder) -> str:
 
 
 def read_output(out) -> tuple[list[dict], list[dict]]:
-    kept = [r for f in sorted(glob.glob(os.path.join(out, "*.parquet"))) for r in pq.read_table(f).to_pylist()]
+    kept = [r for f in sorted(glob.glob(os.path.join(out, "data", "*.parquet"))) for r in pq.read_table(f).to_pylist()]
     removed = [r for f in sorted(glob.glob(os.path.join(out, "removed", "*.parquet"))) for r in pq.read_table(f).to_pylist()]
     return kept, removed
 
@@ -145,7 +145,7 @@ def test_dedup_outcomes_on_every_runner(corpus, beam_runner, tmp_path):
     dup = {r["id"]: r["dup_count"] for r in kept}
     assert dup[corpus["newest"]] == 4 and dup[corpus["chain_kept"]] == 12 and dup[corpus["copy"]] == 2
     assert sum(dup.values()) == len(corpus["rows"])
-    assert pq.read_schema(glob.glob(os.path.join(out, "*.parquet"))[0]).equals(KEPT_SCHEMA)
+    assert pq.read_schema(glob.glob(os.path.join(out, "data", "*.parquet"))[0]).equals(KEPT_SCHEMA)
 
     assert is_complete(out) and read_json(os.path.join(out, "summary.json")) == summary
     counts = summary["counts"]

@@ -26,7 +26,7 @@ def run_stage(inputs: list, output: Path, *extra: str) -> dict:
 
 
 def read_output(output: Path) -> tuple[list[dict], list[dict]]:
-    docs = pq.read_table(sorted(output.glob("part-*.parquet")), schema=DOCUMENT_SCHEMA).to_pylist()
+    docs = pq.read_table(sorted((output / "data").glob("part-*.parquet")), schema=DOCUMENT_SCHEMA).to_pylist()
     rejects = pq.read_table(sorted((output / "rejects").glob("part-*.parquet")), schema=REJECT_SCHEMA).to_pylist()
     return docs, rejects
 

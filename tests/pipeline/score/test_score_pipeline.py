@@ -41,7 +41,7 @@ def test_scores_match_the_classifier_and_rejects_have_reasons(pool_and_model, tm
     assert summary["rows_in"] == len(rows) + 1 and summary["rows_out"] == len(rows)
     assert summary["rejected_by_reason"] == {"missing_text": 1}
     assert sum(summary["score_histogram"].values()) == len(rows)
-    scored = pq.read_table(sorted(out.glob("*.parquet")))
+    scored = pq.read_table(sorted((out / "data").glob("*.parquet")))
     assert scored.schema.names == schema_with(pool_and_model["schema"], MATH_SCORE).names
     assert scored.schema.field("math_score").type == MATH_SCORE.type
     got = dict(zip(scored.column("id").to_pylist(), scored.column("math_score").to_pylist()))
