@@ -94,7 +94,8 @@ def build_pool(shared: Path, math_share: float, path: Path) -> dict[str, str]:
 
 
 def _urls(folder: Path) -> set[str]:
-    files = sorted(folder.rglob("*.parquet"))
+    """URLs of a stage's pages (``<stage>/data/``, or a folder of shards such as ``recalled/``)."""
+    files = sorted((folder / "data").glob("*.parquet")) or sorted(folder.glob("*.parquet"))
     return {u for f in files for u in pq.read_table(f, columns=["url"]).column(0).to_pylist()}
 
 

@@ -35,7 +35,7 @@ SUCCESS_MARKER = "_SUCCESS"
 DATA_DIR = "data"
 # Folders that hold nothing but shards: a stage's pages and its side outputs (the recall rounds'
 # ``recalled/``, ``positives/``, ``history/`` ...). Any other folder is read as a stage folder.
-SHARD_FOLDERS = frozenset({DATA_DIR, "recalled", "positives", "negatives", "history", "rejects", "removed",
+SHARD_FOLDERS = frozenset({DATA_DIR, "recalled", "positives", "markup", "negatives", "history", "rejects", "removed",
                            "contaminated"})
 
 

@@ -177,8 +177,9 @@ def render_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> str:
     rounds = summaries.get("rounds") or {}
     per_round = rounds.get("rounds") if isinstance(rounds.get("rounds"), list) else None
     if per_round:
-        keys = [k for k in ("round", "threshold", "recalled", "recalled_tokens", "overlap_with_previous",
-                            "math_domains", "new_positives", "val_roc_auc") if any(k in r for r in per_round)]
+        keys = [k for k in ("round", "threshold", "estimated_precision", "estimated_recall", "recalled",
+                            "recalled_tokens", "new_share", "math_domains", "new_positives", "val_roc_auc")
+                if any(k in r for r in per_round)]
         lines += ["## Recall rounds", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         for r in per_round:
             lines.append("| " + " | ".join(_fmt(r.get(k)) if not isinstance(r.get(k), float) else f"{r.get(k):.4g}"

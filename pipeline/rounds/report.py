@@ -26,16 +26,17 @@ def _plt():
 
 
 def score_histogram_png(summary: dict) -> bytes:
-    """Pages per classifier-score bin, all pages vs recalled pages, with the threshold marked."""
+    """Pages per classifier-score bin, recalled vs not recalled, with the cut marked."""
     plt = _plt()
     bins = summary["score_histogram"]
     centers = [(int(b) + 0.5) / SCORE_BINS for b in range(SCORE_BINS)]
     pages = [bins.get(str(b), [0, 0, 0, 0])[0] for b in range(SCORE_BINS)]
     recalled = [bins.get(str(b), [0, 0, 0, 0])[1] for b in range(SCORE_BINS)]
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.bar(centers, pages, width=1 / SCORE_BINS, color="#bbbbbb", label="all pages")
-    ax.bar(centers, recalled, width=1 / SCORE_BINS, color="#4878a8", label="recalled")
-    ax.axvline(summary["threshold"], color="#c44e52", ls="--", label=f"threshold {summary['threshold']:.4f}")
+    not_recalled = [p - r for p, r in zip(pages, recalled)]
+    ax.bar(centers, not_recalled, width=1 / SCORE_BINS, color="#bbbbbb", label="not recalled")
+    ax.bar(centers, recalled, width=1 / SCORE_BINS, bottom=not_recalled, color="#4878a8", label="recalled")
+    ax.axvline(summary["threshold"], color="#c44e52", ls="--", label=f"cut {summary['threshold']:.4f}")
     if max(pages, default=0) > 0:
         ax.set_yscale("log")
     ax.set_xlabel("math score (fastText probability)")
@@ -47,7 +48,7 @@ def score_histogram_png(summary: dict) -> bytes:
 
 
 def rounds_png(summaries: list[dict]) -> bytes:
-    """Recalled tokens and pages per round (bars) and the overlap with the previous round (line)."""
+    """Recalled tokens per round (bars) and the share of them that is new (line)."""
     plt = _plt()
     rounds = [s["round"] for s in summaries]
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -56,13 +57,13 @@ def rounds_png(summaries: list[dict]) -> bytes:
     ax.set_ylabel("recalled tokens")
     ax.set_xticks(rounds)
     ax2 = ax.twinx()
-    overlap = [(s["round"], s["overlap_with_previous"]) for s in summaries if s.get("overlap_with_previous") is not None]
-    if overlap:
-        ax2.plot([r for r, _ in overlap], [o for _, o in overlap], "o-", color="#c44e52", label="overlap with previous")
+    new = [(s["round"], s["new_share"]) for s in summaries if s.get("new_share") is not None]
+    if new:
+        ax2.plot([r for r, _ in new], [o for _, o in new], "o-", color="#c44e52", label="new share of the tokens")
     ax2.set_ylim(0, 1.05)
-    ax2.set_ylabel("share of recalled tokens recalled last round")
+    ax2.set_ylabel("share of recalled tokens never recalled before")
     if summaries:
-        ax2.axhline(summaries[-1].get("saturation_overlap", 0.98), color="#c44e52", ls=":", lw=1)
+        ax2.axhline(summaries[-1].get("saturation_new_share", 0.02), color="#c44e52", ls=":", lw=1)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="lower left")
     ax.set_title("Recall per round and saturation")
@@ -87,8 +88,15 @@ def round_report_md(s: dict, top: int = 20) -> str:
         "| quantity | value |",
         "|---|---|",
         f"| pool pages / tokens | {_num(s['pool_pages'])} / {_num(s['pool_tokens'])} |",
-        f"| token budget | {_num(s['budget'])} |",
+        f"| cut | {s.get('cut', 'token_budget')}" + (f" ({_num(s['budget'])} tokens)" if s.get("budget") else "") + " |",
         f"| score threshold | {s['threshold']:.6f} |",
+        f"| estimated precision / recall / math share of the pool | {_num(s.get('estimated_precision'))} / "
+        f"{_num(s.get('estimated_recall'))} / {_pct(s.get('estimated_math_share'))} |",
+        f"| cut evidence: positives ({s.get('positive_evidence') or '-'}) / negatives | "
+        f"{_num(s.get('positive_evidence_pages'))} / {_num(s.get('negative_evidence_pages'))} |",
+        f"| pages with math markup / markup floor | {_num(s.get('markup_pages'))} / {_num(s.get('markup_floor'))} |",
+        f"| new recalled pages / share of the tokens | {_num(s.get('new_pages'))} / {_pct(s.get('new_share'))} |",
+        f"| negatives excluded (clean negatives) | {s.get('negatives_excluded') or 'none'} |",
         f"| recalled pages / tokens | {_num(s['recalled'])} / {_num(s['recalled_tokens'])} |",
         f"| overlap with previous round (tokens / pages) | {_pct(s.get('overlap_with_previous'))} / "
         f"{_pct(s.get('overlap_pages_with_previous'))} |",
@@ -98,7 +106,8 @@ def round_report_md(s: dict, top: int = 20) -> str:
         f"{_num(s['train_positives_discovered'])} / {_num(s['train_negatives'])} |",
         f"| validation precision / recall / ROC-AUC | {_num(v.get('precision'))} / {_num(v.get('recall'))} / "
         f"{_num(v.get('roc_auc'))} |",
-        f"| math domains (> {_pct(s['domain_min_share'])} of pages recalled) | {_num(s['math_domains'])} |",
+        f"| math domains (>= {s.get('domain_min_pages', 1)} pages, Wilson lower bound > {_pct(s['domain_min_share'])}) "
+        f"| {_num(s['math_domains'])} |",
         f"| proposed / accepted path prefixes | {_num(s['proposed_paths'])} / {_num(s['accepted_paths'])} |",
         f"| rejected rows | {s.get('rejected_by_reason') or 'none'} |",
         "",
@@ -108,15 +117,17 @@ def round_report_md(s: dict, top: int = 20) -> str:
         "",
         f"## Top math domains (of {s['math_domains']}; all in `domains.tsv`)",
         "",
-        "| domain | pages | recalled | share |",
-        "|---|---|---|---|",
+        "| domain | pages | recalled | share | lower bound (evidence) |",
+        "|---|---|---|---|---|",
     ]
     for d in s.get("top_math_domains", [])[:top]:
-        lines.append(f"| {d['domain']} | {d['pages']:,} | {d['recalled']:,} | {_pct(d['share'])} |")
+        lines.append(f"| {d['domain']} | {d['pages']:,} | {d['recalled']:,} | {_pct(d['share'])} | "
+                     f"{_pct(d.get('share_lower_bound'))} |")
     lines += ["", "## Accepted path prefixes (edit `paths.tsv` to change what the next round uses)", "",
-              "| domain | prefix | pages | recalled | missed |", "|---|---|---|---|---|"]
+              "| domain | prefix | pages | recalled | missed | lower bound (evidence) |", "|---|---|---|---|---|---|"]
     for p in s.get("top_accepted_paths", [])[:top]:
-        lines.append(f"| {p['domain']} | `{p['path_prefix']}` | {p['pages']:,} | {p['recalled']:,} | {p['missed']:,} |")
+        lines.append(f"| {p['domain']} | `{p['path_prefix']}` | {p['pages']:,} | {p['recalled']:,} | {p['missed']:,} | "
+                     f"{_pct(p.get('share_lower_bound'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -129,13 +140,14 @@ def overall_report_md(summary: dict) -> str:
         f"{summary['stop_reason']}. Final recalled pages: `recalled/` ({summary['recalled']:,} pages, "
         f"{summary['recalled_tokens']:,} tokens).",
         "",
-        "| round | threshold | recalled | recalled tokens | overlap with previous | math domains | accepted paths "
-        "| new positives | val ROC-AUC |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| round | cut | est. precision | est. recall | recalled | recalled tokens | new share | math domains "
+        "| accepted paths | new positives | val ROC-AUC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary["rounds"]:
-        lines.append(f"| {s['round']} | {s['threshold']:.6f} | {s['recalled']:,} | {s['recalled_tokens']:,} | "
-                     f"{_pct(s.get('overlap_with_previous'))} | {s['math_domains']:,} | {s['accepted_paths']:,} | "
+        lines.append(f"| {s['round']} | {s['threshold']:.6f} | {_num(s.get('estimated_precision'))} | "
+                     f"{_num(s.get('estimated_recall'))} | {s['recalled']:,} | {s['recalled_tokens']:,} | "
+                     f"{_pct(s.get('new_share'))} | {s['math_domains']:,} | {s['accepted_paths']:,} | "
                      f"{s['new_positives']:,} | {_num(s.get('val_roc_auc'))} |")
     lines += ["", "![recall and overlap per round](rounds.png)", "",
               "Each round's folder holds its `report.md`, `score_histogram.png`, `domains.tsv`, `paths.tsv`, "

@@ -172,11 +172,14 @@ def _python_block_after(text: str, marker: str) -> str:
     return text[start:text.index("```", start)]
 
 
-def test_corpus_entry_points_of_readme_and_card_agree_and_work(chain, monkeypatch):
+def test_corpus_entry_points_of_readme_and_card_agree_and_work(chain, monkeypatch, tmp_path):
     """The README's and the card's loading instructions, executed as written on the corpus folder."""
     import datasets
     import duckdb
     import pyarrow
+
+    # A fresh Hugging Face cache: a cached build of another ./out/corpus must not answer for this one.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
 
     out, summaries = chain
     rows = summaries["corpus"]["rows"]
