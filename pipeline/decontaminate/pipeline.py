@@ -48,7 +48,7 @@ from pipeline.beam_utils import (
     write_bytes,
     write_json,
 )
-from pipeline.inputs import InputError, check_output_reachable, require_pages
+from pipeline.inputs import InputError, check_output_reachable, require_file, require_pages
 from pipeline.decontaminate.benchmarks_spec import parse_specs
 from pipeline.decontaminate.index import BenchmarkIndex, IndexConfig, build_index
 from pipeline.decontaminate.transforms import CONTAMINATION_SCHEMA, NAMESPACE, Decontaminate

@@ -43,8 +43,11 @@ def build_job(stage: str, extra: list[str]):
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_stage_builds_dataflow_job_offline(stage):
+def test_stage_builds_dataflow_job_offline(stage, capfd):
     summary, job = build_job(stage, [f"--setup_file={REPO_ROOT / 'setup.py'}"])
+    captured = capfd.readouterr()
+    # the package is staged as an sdist built by `python -m build` (the [gcp] extra installs it)
+    assert "No module named build" not in captured.err + captured.out
     assert summary.get("dry_run") is True
     transforms = job.proto_pipeline.components.transforms
     names = {t.unique_name for t in transforms.values()}
@@ -64,7 +67,7 @@ def test_custom_worker_image_reaches_the_job():
     assert job.options.view_as(WorkerOptions).sdk_container_image == image
 
 
-def test_whole_chain_with_the_common_crawl_config_builds_offline():
+def test_whole_chain_with_the_common_crawl_config_builds_offline(capsys):
     """``configs/run/commoncrawl.yaml`` (the paper's settings) is accepted by every stage, and the
     orchestrator builds every job without touching the (unreachable) gs:// output."""
     from pipeline.run import STAGES, run
@@ -75,3 +78,6 @@ def test_whole_chain_with_the_common_crawl_config_builds_offline():
     assert list(summaries) == STAGES
     assert all(s.get("dry_run") is True for s in summaries.values())
     assert summaries["rounds"]["parameters"]["token_budget"] == 40_000_000_000
+    printed = capsys.readouterr().out
+    assert printed.count("dry run: job built, not submitted") == len(STAGES)
+    assert "done in" not in printed and "nothing submitted" in printed.splitlines()[-1]

@@ -240,7 +240,7 @@ def test_config_from_yaml_and_command_line(tmp_path):
     assert config == ExtractConfig(extract_timeout_s=9.0, max_payload_bytes=1_000_000)
     assert args.num_shards == 7 and beam_args == ["--runner=FnApiRunner"]
     cfg.write_text("extract_timeout: 5\n")
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(SystemExit, match="unknown keys"):
         parse_args(["--input", "x", "--output", "y", "--config", str(cfg)])
     with pytest.raises(ValueError):
         ExtractConfig(extract_isolation="fork")
