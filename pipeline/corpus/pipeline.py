@@ -5,7 +5,8 @@
 
 Output layout (``DIR``):
 - ``data/corpus-SSSSS-of-NNNNN.parquet``: zstd Parquet with ``CORPUS_SCHEMA``; names depend only
-  on ``--num_shards``; row groups of about ``--row_group_mb`` MB so readers can stream them.
+  on ``--num_shards``, and the bytes only on the input rows (a page's shard is a hash of its id,
+  each shard is sorted by id: the same pages give byte-identical shards on every runner); row groups of about ``--row_group_mb`` MB so readers can stream them.
 - ``manifest.json``: every shard with rows, tokens, bytes and sha256; totals; the tokenizer.
 - ``README.md``: a dataset card (the orchestrator ``pipeline.run`` rewrites it with the counts of
   every stage); its YAML header lets ``datasets.load_dataset(DIR)`` find the shards.
@@ -82,9 +83,9 @@ class WriteCorpus(beam.PTransform):
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=512)
             | "CountTokens" >> beam.ParDo(AddTokenCounts(self.tokenizer_path))
-            | "WriteShards" >> beam_utils.WriteParquetShards(
+            | "WriteShards" >> beam_utils.WriteSortedParquetShards(
                 beam_utils.join(self.output_dir, "data"), CORPUS_SCHEMA, num_shards=self.num_shards,
-                prefix="corpus", row_group_bytes=self.row_group_mb * 1024 * 1024)
+                prefix="corpus", sort_key="id", row_group_bytes=self.row_group_mb * 1024 * 1024)
         )
 
 

@@ -13,7 +13,8 @@ Positives of round r: the seed (a uniform sample) plus the pool's own math, foun
 classifier or by the previous round: pages under the accepted URL paths that the previous
 round missed (the paper's discovered positives), pages carrying math markup (``markup/``), and
 the pages the previous round recalled. At most ``max_discovered_share`` of the positives come
-from the pool.
+from the pool: a uniform sample by a hash of the page id (``bottom_k_ids``), so the choice does
+not depend on the order a runner wrote the rows in.
 
 Epochs: the paper's 3 epochs are for 1M examples. A small training set gets more passes, up to
 ``small_data_epochs``: ``epochs = max(epoch, min(small_data_epochs, ceil(epoch * epoch_scale_examples / n)))``.
@@ -21,6 +22,7 @@ Epochs: the paper's 3 epochs are for 1M examples. A small training set gets more
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -28,7 +30,7 @@ from collections.abc import Iterator, Sequence
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from classifiers.text_sources import ReadStats, count_rows, expand_sources, sample_texts
+from classifiers.text_sources import ReadStats, expand_sources, sample_texts
 from classifiers.train import report_path, train_from_texts
 from pipeline.beam_utils import join, parquet_glob, write_json
 from pipeline.rounds.config import RoundsConfig
@@ -63,9 +65,38 @@ def _seed_fold(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:4], "big") % FOLDS
 
 
-def iter_pool_texts(files: Sequence[str], skip_fold: int, seen: set[str], stats: ReadStats) -> Iterator[str]:
-    """Texts of pool-derived Parquet files (``id``, ``text``) whose page is not in fold ``skip_fold``
-    and not yielded before (``seen``), in file order."""
+def _iter_ids(files: Sequence[str]) -> Iterator[str]:
+    for path in files:
+        with FileSystems.open(path) as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=8192, columns=["id"]):
+                yield from (i for i in batch.column(0).to_pylist() if isinstance(i, str))
+
+
+def bottom_k_ids(files: Sequence[str], skip_fold: int, k: int, salt: int) -> set[str]:
+    """The ``k`` distinct page ids of ``files`` outside fold ``skip_fold`` with the smallest
+    ``sample_hash`` (a uniform sample that does not depend on the order of the rows; O(k) memory)."""
+    from pipeline.rounds.transforms import sample_hash  # noqa: PLC0415 - transforms imports Beam transforms
+
+    heap: list[tuple[int, str]] = []  # max-heap by hash (negated)
+    inside: set[str] = set()
+    for page_id in _iter_ids(files):
+        if page_id in inside or cross_fit_fold(page_id, FOLDS) == skip_fold:
+            continue
+        h = sample_hash(salt, page_id)
+        if len(heap) < k:
+            heapq.heappush(heap, (-h, page_id))
+            inside.add(page_id)
+        elif -heap[0][0] > h:
+            _, dropped = heapq.heapreplace(heap, (-h, page_id))
+            inside.discard(dropped)
+            inside.add(page_id)
+    return inside
+
+
+def iter_pool_texts(files: Sequence[str], skip_fold: int, seen: set[str], stats: ReadStats,
+                    only: set[str] | None = None) -> Iterator[str]:
+    """Texts of pool-derived Parquet files (``id``, ``text``) whose page is not in fold ``skip_fold``,
+    is in ``only`` (when given) and was not yielded before (``seen``), in file order."""
     for path in files:
         stats.files += 1
         with FileSystems.open(path) as fh:
@@ -77,6 +108,8 @@ def iter_pool_texts(files: Sequence[str], skip_fold: int, seen: set[str], stats:
                         stats.skip("missing_text")
                         continue
                     if page_id in seen or cross_fit_fold(page_id, FOLDS) == skip_fold:
+                        continue
+                    if only is not None and page_id not in only:
                         continue
                     seen.add(page_id)
                     stats.used += 1
@@ -113,9 +146,9 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
     totals = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
     for f, model in enumerate(model_paths(cfg.output, r)):
         stats = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
-        pool_positives = itertools.islice(iter_pool_texts(pool_files, f, set(), stats["discovered"]), k_pool)
-        other_folds = count_rows(pool_files) * (FOLDS - 1) // FOLDS  # about the pool rows this model may use
-        k_seed = max(1, cfg.positives_per_round - min(k_pool, other_folds))
+        chosen = bottom_k_ids(pool_files, f, k_pool, cfg.random_seed)
+        pool_positives = iter_pool_texts(pool_files, f, set(), stats["discovered"], only=chosen)
+        k_seed = max(1, cfg.positives_per_round - len(chosen))
         # Each model takes the seed rows of its own share (the seed is never scored, so any split will do).
         seed = (t for t in sample_texts(seed_files, k_seed * FOLDS, seed=cfg.random_seed, stats=stats["seed"])
                 if _seed_fold(t) == f)

@@ -149,7 +149,7 @@ def test_reference_is_reset_to_the_policy_at_each_iteration(warm, tmp_path):
             seen.append(
                 (
                     runner.iteration,
-                    id(runner.ref_model),
+                    runner.ref_model,  # kept alive, so id() below cannot be reused by a freed model
                     same,
                     frozen,
                     {k: v.detach().clone() for k, v in list(ref.items())[:3]},
@@ -169,7 +169,7 @@ def test_reference_is_reset_to_the_policy_at_each_iteration(warm, tmp_path):
     )
     assert [s[0] for s in seen] == [0, 1, 2] and summary["reference_resets"] == 3
     assert all(s[2] and s[3] for s in seen)  # each new reference equals the current policy and is frozen
-    assert len({s[1] for s in seen}) == 3
+    assert len({id(s[1]) for s in seen}) == 3
     first, second = seen[0][4], seen[1][4]
     assert any(not torch.equal(first[k], second[k]) for k in first)  # the policy moved, the reference followed
 

@@ -37,7 +37,9 @@ def test_two_rounds_in_process(pool, seed_dir, tmp_path):
     out = tmp_path / "rounds"
     summary = run(["--pool", pool["dir"], "--seed", str(seed_dir / "math_seed.jsonl.gz"), "--output", str(out),
                    "--rounds", "2", "--path-min-pages", "3", *SMALL, *BEAM_RUNNERS["inprocess"]])
-    assert [r["round"] for r in summary["rounds"]] == [1, 2] and summary["stop_reason"].startswith("reached")
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    # Two rounds either run to the limit or stop because round 2 found (almost) nothing new.
+    assert summary["stop_reason"].startswith(("reached", "saturated in round 2"))
     largest = max(approx_token_count(r["text"]) for r in pool["rows"])
     for r in summary["rounds"]:
         folder = out / f"round_{r['round']}"
