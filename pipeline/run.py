@@ -148,9 +148,9 @@ def parse_args(argv: Sequence[str] | None):
     parser = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(SAMPLE_CONFIG),
                         help="YAML file with every stage's options (default: configs/run/sample.yaml, the bundled sample)")
-    parser.add_argument("--input", action="append", help="WARC/ARC/WET glob (repeatable); default: the bundled sample")
+    parser.add_argument("--input", action="extend", nargs="+", help="WARC/ARC/WET files or globs (several, or repeated); default: the bundled sample")
     parser.add_argument("--output", help="output folder (local, gs:// or s3://); default ./out")
-    parser.add_argument("--seed", action="append", help="seed positives (Parquet/JSONL with a text column)")
+    parser.add_argument("--seed", action="extend", nargs="+", help="seed positives (Parquet/JSONL with a text column; several, or repeated)")
     parser.add_argument("--force", action="store_true", help="rerun stages even when their output is complete")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of stages to run, in order")
     return parser.parse_known_args(argv)

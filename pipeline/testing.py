@@ -2,6 +2,10 @@
 results on, none of which downloads anything, and the arguments that build a Dataflow job offline."""
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 # The DirectRunner of Beam >= 2.68 would first try to fetch Prism from the internet.
 BEAM_RUNNERS: dict[str, list[str]] = {
     "inprocess": ["--runner=FnApiRunner"],
@@ -20,3 +24,16 @@ DATAFLOW_DRY_RUN_ARGS: list[str] = [
     "--region=us-central1",
     "--temp_location=gs://dsm-test-bucket/tmp",
 ]
+
+
+def corpus_fingerprint(out: Path) -> dict:
+    """What must not change between runners or runs of ``pipeline.run`` into ``out``: the bytes of
+    every corpus shard, and each recall round's cut and recalled pages and tokens."""
+    rounds = json.loads((Path(out) / "rounds" / "summary.json").read_text())
+    shards = sorted((Path(out) / "corpus" / "data").glob("*.parquet"))
+    return {
+        "shards": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shards},
+        "rounds": [{k: r.get(k) for k in ("round", "cut", "threshold", "recalled", "recalled_tokens", "new_pages")}
+                   for r in rounds["rounds"]],
+        "stop_reason": rounds["stop_reason"],
+    }

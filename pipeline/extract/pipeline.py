@@ -59,7 +59,7 @@ DEFAULT_BYTES_PER_SHARD = 2 * 1024**3  # ~2 GiB of WARC input per output shard (
 def build_parser() -> argparse.ArgumentParser:
     d = ExtractConfig()
     p = argparse.ArgumentParser(prog="python -m pipeline.extract", description=__doc__.split("\n\n")[0])
-    p.add_argument("--input", action="append", required=True,
+    p.add_argument("--input", action="extend", nargs="+", required=True,
                    help="WARC/ARC/WET file, glob or folder (repeatable); local, gs:// or s3://")
     p.add_argument("--output", required=True, help="output folder (local, gs:// or s3://)")
     p.add_argument("--num_shards", type=int, default=0,

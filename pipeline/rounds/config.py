@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         default = getattr(defaults, f.name)
         if f.name == "seed":
-            p.add_argument("--seed", action="append", help="seed positives (repeatable): Parquet/JSONL files, globs, folders")
+            p.add_argument("--seed", action="extend", nargs="+", help="seed positives (several, or repeated): Parquet/JSONL files, globs, folders")
         elif f.name == "token_budget":
             p.add_argument("--token-budget", "--token_budget", dest="token_budget", type=_optional_number,
                            help="keep the top N tokens (the paper: 40B) instead of the calibrated cut; 'none' for the cut")

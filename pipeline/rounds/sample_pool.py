@@ -97,7 +97,7 @@ def build_sample_pool(output_dir: str | os.PathLike, patterns: Iterable[str] = (
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.rounds.sample_pool", description=__doc__.split("\n")[0])
     parser.add_argument("--output", required=True, help="folder for the pool Parquet")
-    parser.add_argument("--input", action="append", help=f"archive glob (repeatable); default {SAMPLE_WARC_GLOB}")
+    parser.add_argument("--input", action="extend", nargs="+", help=f"archive globs (several, or repeated); default {SAMPLE_WARC_GLOB}")
     args = parser.parse_args(argv)
     path = write_pool(rows_from_archives(args.input or [SAMPLE_WARC_GLOB]), args.output)
     print(f"{pq.ParquetFile(path).metadata.num_rows} pages -> {path}")

@@ -142,3 +142,11 @@ def test_parquet_glob_finds_pages_in_every_layout(tmp_path):
     assert parquet_glob("gs://b/dsm/rounds/recalled") == "gs://b/dsm/rounds/recalled/*.parquet"
     assert parquet_glob("s3://b/dsm/rounds/round_2/positives/") == "s3://b/dsm/rounds/round_2/positives/*.parquet"
     assert parquet_glob("gs://b/x/*.parquet") == "gs://b/x/*.parquet"
+
+
+def test_an_unquoted_glob_keeps_every_file():
+    """``--input crawl/*.warc.gz`` unquoted: the shell passes every file; none may be dropped."""
+    from pipeline.run import parse_args
+
+    args, rest = parse_args(["--input", "a.warc.gz", "b.warc.gz", "--input", "c.warc.gz", "--runner=FnApiRunner"])
+    assert args.input == ["a.warc.gz", "b.warc.gz", "c.warc.gz"] and rest == ["--runner=FnApiRunner"]

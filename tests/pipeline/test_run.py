@@ -230,3 +230,16 @@ def test_report_drops_count_pages_and_records_apart(chain):
 def test_readme_says_what_the_training_jobs_need():
     section = README.split("## Use the corpus for training")[1].split("\n## ")[0]
     assert '".[train]"' in section and "torch" in section
+
+
+
+@pytest.mark.parametrize("runner", ["inprocess", "multiprocess"])
+def test_same_input_gives_a_byte_identical_corpus_on_every_local_runner(chain, runner, tmp_path):
+    """The README's portable run (another process) and a run on the in-process or multi-process
+    runner give the same corpus, byte for byte (issue 16.2)."""
+    from pipeline.testing import BEAM_RUNNERS, corpus_fingerprint
+
+    out, summaries = chain
+    run([f"--output={tmp_path / 'out'}", *BEAM_RUNNERS[runner]])
+    assert summaries["corpus"]["rows"] > 0
+    assert corpus_fingerprint(tmp_path / "out") == corpus_fingerprint(out)
