@@ -10,7 +10,9 @@ Writes under ``output_dir``:
 
 - ``table.md`` / ``results.json``: per run, greedy held-out accuracy at the start, at the end
   (mean and spread over seeds) and its best, the last sampled training reward, seconds, and
-  model-state memory (policy, reference, value model, PRM);
+  model-state memory (policy, reference, value model, PRM), and the sampled accuracy (Pass@1
+  over ``final_samples`` samples per held-out question) of each final policy, less noisy than
+  greedy accuracy on a small held-out set;
 - one PNG per entry of ``figures`` (accuracy per step of the listed runs, mean over seeds with
   the min-max band): the paper's figure 5 (online vs offline, GRPO vs online RFT), outcome vs
   process supervision, one vs two RL iterations, the GRPO loss variants;
@@ -44,14 +46,15 @@ DEFAULT_RUNS = {  # the paper's comparisons; grpo_2iter splits the default 100 s
     "grpo_2iter": {"iterations": 2, "steps_per_iteration": 50},
     "dapo": {"loss": {"loss_type": "token"}},
     "dr_grpo": {"loss": {"loss_type": "dr_grpo", "scale_advantages": False}},
-    "clip_higher": {"loss": {"clip_eps_high": 0.28}},
+    "grpo_mu2": {"mu": 2},
+    "clip_higher": {"mu": 2, "loss": {"clip_eps_high": 0.28}},  # the clip acts only when mu > 1
 }
 DEFAULT_FIGURES = {
     "online_vs_offline": ["rft", "online_rft", "grpo"],
     "methods": ["rft", "dpo", "online_rft", "ppo", "grpo"],
     "outcome_vs_process": ["grpo", "grpo_process"],
     "iterations": ["grpo", "grpo_2iter"],
-    "variants": ["grpo", "dapo", "dr_grpo", "clip_higher"],
+    "variants": ["grpo", "dapo", "dr_grpo", "grpo_mu2", "clip_higher"],
 }
 
 
@@ -67,6 +70,8 @@ class AnalysisConfig:
     pass_k_runs: list[str] = field(default_factory=lambda: ["grpo"])
     pass_k_questions: int = 32
     pass_k_samples: int = 64  # n per question; K = 1..n
+    final_samples: int = 16  # every run's final policy: sampled accuracy (Pass@1) over n samples per eval question
+    final_questions: int = 64
     workers: int = 2
     output_dir: str = "runs/analysis"
     progress: bool = True
@@ -136,7 +141,11 @@ def run_job(job: dict) -> dict:
     start = time.perf_counter()
     if job.get("kind") == "pass_maj":
         curve = pass_maj_curve(job["model"], job["tree"], job["questions"], job["samples"], job["seed"])
-        return {"name": job["name"], "seed": job["seed"], "pass_maj": curve, "seconds": time.perf_counter() - start}
+        result = {"name": job["name"], "seed": job["seed"], "pass_maj": curve}
+        if job.get("final_samples"):
+            final = pass_maj_curve(job["model"], job["tree"], job["final_questions"], job["final_samples"], 1)
+            result["sampled_accuracy"] = final["pass"][0]
+        return result | {"seconds": time.perf_counter() - start}
     from training.grpo import run
 
     summary = run(_job_config(job["tree"]))
@@ -149,6 +158,9 @@ def run_job(job: dict) -> dict:
         "eval": [(r["step"], r["eval_accuracy"]) for r in rows if r.get("eval_accuracy") is not None],
         "reward": [(r["step"], r["reward_mean"]) for r in rows if "reward_mean" in r and "dpo_margin" not in r],
     }
+    if job.get("final_samples"):
+        final = pass_maj_curve(str(out / "final"), job["tree"], job["final_questions"], job["final_samples"], 1)
+        result["sampled_accuracy"] = final["pass"][0]
     if job.get("pass_k"):
         result["pass_maj"] = pass_maj_curve(str(out / "final"), job["tree"], job["questions"], job["samples"], 0)
     result["seconds"] = time.perf_counter() - start
@@ -187,6 +199,13 @@ def _mean_curve(curves: Sequence[Sequence[tuple[int, float]]]) -> tuple[list[int
     return steps, [sum(v) / len(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals]
 
 
+def _sd(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
 def summarise(cfg: AnalysisConfig, results: list[dict]) -> dict:
     """Per run: accuracy curves over seeds and the table's numbers."""
     table = {}
@@ -197,9 +216,10 @@ def summarise(cfg: AnalysisConfig, results: list[dict]) -> dict:
         steps, mean, low, high = _mean_curve([r["eval"] for r in mine])
         finals = [r["eval"][-1][1] for r in mine if r["eval"]]
         final_mean = sum(finals) / len(finals) if finals else float("nan")
-        spread = math.sqrt(sum((f - final_mean) ** 2 for f in finals) / (len(finals) - 1)) if len(finals) > 1 else 0.0
+        spread = _sd(finals)
         memory = mine[0]["summary"].get("memory_mib", {})
         rewards = [r["reward"][-1][1] for r in mine if r["reward"]]
+        sampled = [r["sampled_accuracy"] for r in mine if "sampled_accuracy" in r]
         table[name] = {
             "method": mine[0]["summary"]["method"],
             "supervision": mine[0]["summary"]["supervision"],
@@ -211,6 +231,8 @@ def summarise(cfg: AnalysisConfig, results: list[dict]) -> dict:
             "accuracy_final_sd": spread,
             "accuracy_best": max(mean) if mean else None,
             "train_reward_last": sum(rewards) / len(rewards) if rewards else None,
+            "sampled_accuracy": sum(sampled) / len(sampled) if sampled else None,
+            "sampled_accuracy_sd": _sd(sampled),
             "seconds": sum(r["seconds"] for r in mine) / len(mine),
             "memory_mib": memory,
             "curve": {"step": steps, "mean": mean, "min": low, "max": high},
@@ -218,19 +240,23 @@ def summarise(cfg: AnalysisConfig, results: list[dict]) -> dict:
     return table
 
 
-def markdown_table(table: dict, pass_maj: dict) -> str:
+def markdown_table(table: dict, pass_maj: dict, start_sampled: float | None = None) -> str:
+    head = "" if start_sampled is None else f"Sampled accuracy of the warm start: {start_sampled:.3f}.\n\n"
     lines = [
-        "| run | method | supervision | steps | seeds | greedy acc. start | final (mean ± sd) | best | train reward (last) "
-        "| s / run | model state MiB (policy / ref / value / PRM) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | method | supervision | steps | seeds | greedy acc. start | greedy final (mean ± sd) | best "
+        "| sampled acc. final (mean ± sd) | train reward (last) | s / run | model state MiB (policy / ref / value / PRM) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in table.items():
         m = r["memory_mib"]
         mem = " / ".join(f"{m[k]:.1f}" if k in m else "-" for k in ("policy", "reference", "value_model", "prm"))
         reward = "n/a" if r["train_reward_last"] is None else f"{r['train_reward_last']:.3f}"
+        if r["method"] in ("rft", "dpo"):
+            reward = "n/a (offline)"
+        sampled = "n/a" if r["sampled_accuracy"] is None else f"{r['sampled_accuracy']:.3f} ± {r['sampled_accuracy_sd']:.3f}"
         lines.append(
             f"| {name} | {r['method']} | {r['supervision']} | {r['steps']} | {r['seeds']} | {r['accuracy_start']:.3f} "
-            f"| {r['accuracy_final']:.3f} ± {r['accuracy_final_sd']:.3f} | {r['accuracy_best']:.3f} | {reward} "
+            f"| {r['accuracy_final']:.3f} ± {r['accuracy_final_sd']:.3f} | {r['accuracy_best']:.3f} | {sampled} | {reward} "
             f"| {r['seconds']:.0f} | {mem} |"
         )
     if pass_maj:
@@ -242,7 +268,7 @@ def markdown_table(table: dict, pass_maj: dict) -> str:
             p = " | ".join(f"{c['pass'][k - 1]:.3f}" for k in shown)
             q = " | ".join(f"{c['maj'][k - 1]:.3f}" for k in shown)
             lines.append(f"| {name} | {p} | {q} |")
-    return "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\n"
 
 
 def plot_figures(cfg: AnalysisConfig, table: dict, pass_maj: dict, out: Path) -> list[str]:
@@ -299,10 +325,11 @@ def run_analysis(cfg: AnalysisConfig) -> dict:
     base = warm_start(cfg, out)
     warm_model = base.get("model", {}).get("path")
     jobs = []
-    if cfg.pass_k_runs and warm_model:
+    if (cfg.pass_k_runs or cfg.final_samples) and warm_model:
         jobs.append(
             {"kind": "pass_maj", "name": "before RL", "seed": 0, "model": warm_model, "tree": base,
-             "questions": cfg.pass_k_questions, "samples": cfg.pass_k_samples}
+             "questions": cfg.pass_k_questions, "samples": cfg.pass_k_samples,
+             "final_samples": cfg.final_samples, "final_questions": cfg.final_questions}
         )
     for name, overrides in cfg.runs.items():
         for seed in cfg.seeds:
@@ -312,7 +339,8 @@ def run_analysis(cfg: AnalysisConfig) -> dict:
             tree = merge_trees(tree, {"model": {"seed": seed, "threads": 1}})
             _job_config(tree)  # fail now, not inside a worker, on a bad override
             jobs.append({"name": name, "seed": seed, "tree": tree, "pass_k": name in cfg.pass_k_runs,
-                         "questions": cfg.pass_k_questions, "samples": cfg.pass_k_samples})
+                         "questions": cfg.pass_k_questions, "samples": cfg.pass_k_samples,
+                         "final_samples": cfg.final_samples, "final_questions": cfg.final_questions})
     results, failed = [], []
     bar = None
     if cfg.progress:
@@ -334,7 +362,7 @@ def run_analysis(cfg: AnalysisConfig) -> dict:
     table = summarise(cfg, results)
     pass_maj: dict = {}
     for r in results:
-        if "pass_maj" in r:
+        if "pass_maj" in r and (r["name"] != "before RL" or cfg.pass_k_runs):
             key = r["name"] if r["name"] == "before RL" else f"after {r['name']}"
             pass_maj.setdefault(key, []).append(r["pass_maj"])
     pass_maj = {
@@ -343,8 +371,11 @@ def run_analysis(cfg: AnalysisConfig) -> dict:
         for k, v in pass_maj.items()
     }
     plots = plot_figures(cfg, table, pass_maj, out)
-    (out / "table.md").write_text(markdown_table(table, pass_maj), encoding="utf-8")
-    summary = {"runs": table, "pass_maj": pass_maj, "failed": failed, "plots": [Path(p).name for p in plots],
+    start_sampled = next(
+        (r["sampled_accuracy"] for r in results if r["name"] == "before RL" and "sampled_accuracy" in r), None
+    )
+    (out / "table.md").write_text(markdown_table(table, pass_maj, start_sampled), encoding="utf-8")
+    summary = {"runs": table, "pass_maj": pass_maj, "sampled_accuracy_start": start_sampled, "failed": failed, "plots": [Path(p).name for p in plots],
                "seconds": time.perf_counter() - start, "jobs": len(jobs)}
     with open(out / "results.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
