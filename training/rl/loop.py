@@ -313,7 +313,8 @@ class GRPORunner:
                 log.log({"step": 0, "offline_groups": len(self.offline), "offline_accuracy": self.offline.accuracy,
                          "offline_pairs": len(self.pairs) if self.pairs is not None else None})
             for self.iteration in range(cfg.iterations):
-                if self.uses_reference():
+                # DPO's reference stays the initial (SFT) model: its pairs come from that model
+                if self.uses_reference() and (cfg.method != "dpo" or self.ref_model is None):
                     self.ref_model = None  # free the old copy before making the new one
                     self.ref_model = freeze_copy(self.policy)
                     self.ref_resets += 1
