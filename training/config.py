@@ -154,6 +154,16 @@ def load_config(cls: type[T], config_path: str | Path | None = None, overrides: 
     return _build(cls, data)
 
 
+def build_config(cls: type[T], data: dict) -> T:
+    """``cls`` from a plain (nested) mapping, with the same key and type checks as ``load_config``."""
+    return _build(cls, data)
+
+
+def merge_trees(base: dict, top: dict) -> dict:
+    """``base`` with ``top`` merged into it, section by section (``top`` wins)."""
+    return _merge(base, top)
+
+
 def config_to_dict(cfg: Any) -> dict:
     """The config as plain data (for logs, checkpoints and manifests)."""
     return dataclasses.asdict(cfg)

@@ -209,6 +209,75 @@ def test_online_rft_runs_through_the_same_trainer(warm, tmp_path):
     assert summary["reference_resets"] == 0
 
 
+def _rows(out):
+    return [json.loads(line) for line in Path(out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_ppo_runs_from_the_cli_with_a_value_model_and_kl_in_the_reward(warm, tmp_path):
+    code = grpo_main(
+        [
+            "--config",
+            str(REPO / "configs/grpo/ppo_tiny.yaml"),
+            "--output-dir",
+            str(tmp_path),
+            "--toy.enabled",
+            "false",
+            "--model.path",
+            warm["policy"],
+            "--data.path",
+            warm["questions"],
+            "--data.instruction",
+            "null",
+            "--sampling.max_new_tokens",
+            "24",
+            "--iterations",
+            "1",
+            "--steps_per_iteration",
+            "3",
+            "--eval_every",
+            "0",
+            "--progress",
+            "false",
+        ]
+    )
+    assert code == 0
+    steps = [r for r in _rows(tmp_path) if "reward_mean" in r]
+    assert len(steps) == 3
+    assert steps[0]["kl"] == pytest.approx(0.0, abs=1e-6) and steps[-1]["kl"] > 0  # reference == policy at first
+    assert steps[0]["value_mean"] == 0.0  # zero-initialised head
+    assert all(r["value_loss"] > 0 and r["rows_trained"] == 64 for r in steps)
+    assert steps[-1]["value_mean"] != 0.0  # the critic learned
+    memory = json.loads((tmp_path / "summary.json").read_text())["memory_mib"]
+    # the value model costs as much as the policy (same body, its own Adam state): why GRPO drops it
+    assert memory["value_model"] == pytest.approx(memory["policy"], rel=0.05)
+
+
+def test_dpo_trains_on_pairs_of_the_initial_policys_own_samples(warm, tmp_path):
+    summary = grpo_run(_cfg(warm, tmp_path, method="dpo", iterations=2, steps_per_iteration=2, offline_questions=16))
+    rows = _rows(tmp_path)
+    pool = next(r for r in rows if "offline_groups" in r)
+    assert pool["offline_groups"] == 16 and pool["offline_pairs"] > 0  # sampled once, before training
+    steps = [r for r in rows if "dpo_margin" in r]
+    assert len(steps) == 4 and all(r["pairs"] == 32 for r in steps)
+    # policy == reference at the first update: margin 0, GC = sigmoid(0) = 1/2, loss log 2
+    assert steps[0]["dpo_margin"] == pytest.approx(0.0, abs=1e-5)
+    assert steps[0]["dpo_gc"] == pytest.approx(0.5, abs=1e-5)
+    assert steps[0]["loss"] == pytest.approx(0.693147, abs=1e-4)
+    assert steps[-1]["dpo_margin"] > 0 and steps[-1]["dpo_gc"] < 0.5  # right answers pulled above wrong ones
+    assert all(r["reward_mean"] == 0.5 for r in steps)  # half chosen (right), half rejected (wrong)
+    assert summary["reference_resets"] == 1  # the reference stays the initial policy across iterations
+
+
+def test_offline_rft_trains_on_the_fixed_pool_only(warm, tmp_path):
+    grpo_run(_cfg(warm, tmp_path, method="rft", steps_per_iteration=3))
+    rows = _rows(tmp_path)
+    pool = next(r for r in rows if "offline_groups" in r)
+    assert pool["offline_groups"] == 3 * 8  # as many questions as the online methods would see
+    for r in (r for r in rows if "reward_mean" in r):
+        assert r["sample_seconds"] == 0.0 and r["kl"] == 0.0  # no sampling after the pool: offline
+        assert r["rows_trained"] == round(r["accuracy"] * 64)
+
+
 def test_mu_above_one_uses_fixed_old_log_probs_and_clips(warm, tmp_path):
     grpo_run(_cfg(warm, tmp_path, mu=4, steps_per_iteration=1, optim=OptimConfig(lr=1e-2)))
     row = json.loads(Path(tmp_path / "metrics.jsonl").read_text().splitlines()[0])
@@ -220,3 +289,7 @@ def test_bad_config_is_rejected():
         GRPOJobConfig(data=QuestionDataConfig(path="x"), model=ModelConfig(path="m"), batch_size=100)
     with pytest.raises(ValueError):
         LossConfig(loss_type="mean")
+    with pytest.raises(ValueError, match="unknown method"):
+        GRPOJobConfig(method="reinforce", data=QuestionDataConfig(path="x"), model=ModelConfig(path="m"))
+    with pytest.raises(ValueError, match="process"):
+        GRPOJobConfig(method="ppo", supervision="process", data=QuestionDataConfig(path="x"), model=ModelConfig(path="m"))

@@ -101,3 +101,62 @@ def process_advantages(
     ends = torch.where(mask, step_ends, torch.zeros_like(step_ends)).long()
     per_end.scatter_add_(1, ends, torch.where(mask, normalised, torch.zeros_like(normalised)))
     return per_end.flip(1).cumsum(1).flip(1)
+
+
+# ---------------------------------------------------------------- PPO (paper section 4.1.1)
+
+
+def kl_penalised_rewards(
+    outcome_rewards: torch.Tensor,
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """PPO's per-token reward, the paper's equation (2): ``r_t = r(q, o_<=t) - beta * log(pi(o_t)/pi_ref(o_t))``.
+
+    With an outcome reward, ``r(q, o_<=t)`` is 0 except at the last real token, where it is the
+    outcome reward. ``logprobs`` are the sampling (old) policy's, no gradient. Returns ``[N, T]``,
+    0 on padding.
+    """
+    mask = mask.to(torch.float32)
+    rewards = -beta * (logprobs.float() - ref_logprobs.float()) * mask
+    lengths = mask.sum(-1).long()
+    rows = (lengths > 0).nonzero().squeeze(1)
+    rewards[rows, lengths[rows] - 1] += outcome_rewards.float()[rows]
+    return rewards
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over each completion; returns ``(advantages, returns)`` ``[N, T]``.
+
+    ``delta_t = r_t + gamma * V_{t+1} - V_t`` with ``V`` after the last real token taken as 0
+    (the episode ends there), ``A_t = delta_t + gamma * lam * A_{t+1}``, and the value target
+    ``R_t = A_t + V_t``. Completions are right-padded; padding positions get 0.
+    """
+    mask = mask.to(torch.float32)
+    values = values.float() * mask
+    rewards = rewards.float() * mask
+    n, t_len = rewards.shape
+    adv = torch.zeros_like(rewards)
+    next_value = torch.zeros(n)
+    next_adv = torch.zeros(n)
+    for t in reversed(range(t_len)):
+        m = mask[:, t]
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        a = delta + gamma * lam * next_adv
+        adv[:, t] = a * m
+        next_value = torch.where(m > 0, values[:, t], torch.zeros(n))
+        next_adv = torch.where(m > 0, a, torch.zeros(n))
+    return adv, (adv + values) * mask
+
+
+def whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``(x - mean) / std`` over the masked entries of the whole batch (PPO's advantage whitening)."""
+    mask = mask.to(torch.bool)
+    if int(mask.sum()) < 2:
+        return torch.zeros_like(values)
+    real = values[mask]
+    return torch.where(mask, (values - real.mean()) / (real.std(unbiased=True) + eps), torch.zeros_like(values))

@@ -14,6 +14,9 @@ from training.rl.data import COT_INSTRUCTION, FORMATS
 from training.rl.losses import LOSS_TYPES
 
 
+RL_METHODS = ("grpo", "ppo", "online_rft", "rft", "dpo")
+
+
 @dataclass
 class ModelConfig:
     """The policy: a checkpoint folder (``path``) or a from-scratch model spec (``config``: a dict or a file)."""
@@ -72,8 +75,9 @@ class SamplingConfig:
 class LossConfig:
     """The GRPO loss (paper: beta 0.04, KL in the loss; clip 0.2 is PPO's usual value)."""
 
-    beta: float = 0.04
+    beta: float = 0.04  # GRPO: KL in the loss; PPO: KL per token in the reward (equation 2)
     clip_eps: float = 0.2
+    clip_eps_high: float | None = None  # clip-higher (DAPO: 0.28); None = clip_eps (symmetric, the paper)
     loss_type: str = "grpo"  # grpo (paper) | token (DAPO) | dr_grpo
     scale_advantages: bool = True  # divide by the group std (False: Dr. GRPO)
     advantage_eps: float = 1e-6
@@ -83,6 +87,37 @@ class LossConfig:
             raise ValueError(f"loss.loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
         if self.beta < 0 or not 0 <= self.clip_eps < 1:
             raise ValueError("loss.beta must be >= 0 and loss.clip_eps in [0, 1)")
+        if self.clip_eps_high is not None and self.clip_eps_high < 0:
+            raise ValueError("loss.clip_eps_high must be >= 0")
+
+
+@dataclass
+class PPOConfig:
+    """PPO's value model and GAE (``method: ppo``; the paper gives no PPO values: usual LLM ones here)."""
+
+    value_path: str | None = None  # a checkpoint for the value model; default: a copy of the policy's body + a head
+    value_lr: float | None = None  # default: optim.lr
+    gamma: float = 1.0
+    lam: float = 0.95
+    value_clip: float = 0.2
+    whiten_advantages: bool = True
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
+            raise ValueError("ppo.gamma and ppo.lam must be in [0, 1]")
+
+
+@dataclass
+class DPOConfig:
+    """DPO on pairs from the initial policy's own samples (``method: dpo``; paper appendix A.1.3)."""
+
+    beta: float = 0.1
+    length_normalise: bool = True  # 1/|o| log-probs as in A.1.3 (False: summed, as the original DPO / TRL)
+    pairs_per_question: int = 8
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0 or self.pairs_per_question < 1:
+            raise ValueError("dpo.beta must be > 0 and dpo.pairs_per_question >= 1")
 
 
 @dataclass
@@ -143,9 +178,14 @@ class ToyConfig:
 
 @dataclass
 class GRPOJobConfig:
-    """``python -m training.grpo``: GRPO (outcome or process supervision, iterative) or online RFT."""
+    """``python -m training.grpo``: every sampling method of the paper's Table 10 through one trainer.
 
-    method: str = "grpo"  # grpo | online_rft
+    ``method``: ``grpo`` (outcome or process supervision, iterative), ``ppo`` (value model, GAE,
+    KL in the reward), ``online_rft`` (policy samples, GC 1 if correct), ``rft`` (offline: samples
+    of the initial policy drawn once, GC 1 if correct) or ``dpo`` (offline pairs of those samples).
+    """
+
+    method: str = "grpo"  # grpo | ppo | online_rft | rft | dpo
     supervision: str = "outcome"  # outcome | process
     model: ModelConfig = field(default_factory=ModelConfig)
     data: QuestionDataConfig = field(default_factory=QuestionDataConfig)
@@ -153,7 +193,10 @@ class GRPOJobConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     prm: PRMConfig = field(default_factory=PRMConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)
+    offline_questions: int = 0  # rft/dpo: questions sampled once (G each); 0 = as many as the online run sees
     reward: str = "math"  # "math" (rule-based checker) or "package.module:function"
     reward_workers: int = 0
     iterations: int = 1
@@ -168,8 +211,10 @@ class GRPOJobConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.method not in ("grpo", "online_rft"):
-            raise ValueError(f"method must be grpo or online_rft, got {self.method!r}")
+        if self.method not in RL_METHODS:
+            raise ValueError(f"unknown method {self.method!r}; expected one of {RL_METHODS}")
+        if self.supervision == "process" and self.method != "grpo":
+            raise ValueError("supervision: process is implemented for method grpo only")
         if self.supervision not in ("outcome", "process"):
             raise ValueError(f"supervision must be outcome or process, got {self.supervision!r}")
         if self.batch_size % self.sampling.group_size:

@@ -1,4 +1,4 @@
-"""The training loops around ``PolicyGradientTrainer``: online (GRPO, online RFT) and offline (SFT, RFT).
+"""The training loops around ``PolicyGradientTrainer``: online (GRPO, PPO, online RFT), offline-sampled (RFT, DPO) and offline pairs (SFT, RFT).
 
 ``GRPORunner.run`` is the paper's algorithm 1 (iterative GRPO)::
 
@@ -158,22 +158,23 @@ class GRPORunner:
         s = cfg.sampling
         settings = SamplingSettings(s.max_new_tokens, s.temperature, s.top_p, s.top_k, s.prompts_per_call)
         self.sampler = self._make_sampler(settings)
+        method = cfg.method
         self.coefficient = make_coefficient(
-            "grpo" if cfg.method == "grpo" else "online_rft",
+            {"online_rft": "rft", "ppo": "grpo", "dpo": "grpo"}.get(method, method),
             cfg.supervision,
             cfg.loss.scale_advantages,
             cfg.loss.advantage_eps,
         )
-        if cfg.method == "grpo" and cfg.supervision == "process" and prm is None:
+        if method == "grpo" and cfg.supervision == "process" and prm is None:
             raise ValueError("process supervision needs a process reward model")
         opt, sched = make_optimizer(policy.parameters(), cfg.optim)
-        beta = cfg.loss.beta if cfg.method == "grpo" else 0.0
         self.trainer = PolicyGradientTrainer(
             policy,
             opt,
             UpdateSettings(
-                beta=beta,
+                beta=cfg.loss.beta if method == "grpo" else 0.0,  # KL in the loss: GRPO only
                 clip_eps=cfg.loss.clip_eps,
+                clip_eps_high=cfg.loss.clip_eps_high,
                 loss_type=cfg.loss.loss_type,
                 mu=cfg.mu,
                 micro_batch_size=cfg.micro_batch_size,
@@ -183,6 +184,9 @@ class GRPORunner:
             ),
             sched,
         )
+        self.critic = self._make_critic() if method == "ppo" else None
+        self.offline = None  # rft/dpo: the pool of the initial policy's samples (built in run)
+        self.pairs = None
         self.prm_optimizer = None
         if prm is not None:
             self.prm_optimizer, _ = make_optimizer(prm.model.parameters(), OptimConfig(lr=cfg.prm.lr))
@@ -194,6 +198,56 @@ class GRPORunner:
         self.iteration = 0
         self.fresh_prm_examples: list = []
         self.prm_history: list[dict] = []
+
+    def _make_critic(self):
+        from training.rl.ppo import PPOCritic, PPOSettings, ValueModel
+
+        p = self.cfg.ppo
+        value = ValueModel.from_pretrained(p.value_path) if p.value_path else ValueModel.from_policy(self.policy)
+        value.model.to(next(self.policy.parameters()).device)
+        opt, _ = make_optimizer(value.model.parameters(), OptimConfig(lr=p.value_lr or self.cfg.optim.lr))
+        settings = PPOSettings(
+            beta=self.cfg.loss.beta,
+            gamma=p.gamma,
+            lam=p.lam,
+            value_clip=p.value_clip,
+            whiten_advantages=p.whiten_advantages,
+            micro_batch_size=self.cfg.micro_batch_size,
+            grad_clip=self.cfg.optim.grad_clip,
+            loss_type=self.cfg.loss.loss_type,
+        )
+        return PPOCritic(value, opt, settings)
+
+    def uses_reference(self) -> bool:
+        """GRPO (KL in the loss) and PPO (KL in the reward) with beta > 0, and DPO, keep a frozen reference."""
+        return self.cfg.method == "dpo" or (self.cfg.method in ("grpo", "ppo") and self.cfg.loss.beta != 0.0)
+
+    def build_offline_pool(self) -> None:
+        """rft/dpo: sample the initial policy once (G outputs per question) and keep the scored groups."""
+        from training.rl.offline import OfflinePool, PairPool
+
+        cfg = self.cfg
+        n = cfg.offline_questions or cfg.questions_per_step * cfg.iterations * cfg.steps_per_iteration
+        questions = self.questions.take(n)
+        self.offline = OfflinePool.sample(
+            self.sample_and_score, questions, cfg.questions_per_step, self.tokenizer.pad_token_id, cfg.seed
+        )
+        if cfg.method == "dpo":
+            self.pairs = PairPool(self.offline, cfg.dpo.pairs_per_question, cfg.seed)
+
+    def memory_mib(self) -> dict[str, float]:
+        """MiB of model state (parameters, gradients, optimiser state) held by each model of the method."""
+        from training.rl.trainer import state_mib
+
+        out = {"policy": state_mib(self.policy, self.trainer.optimizer)}
+        if self.ref_model is not None:
+            out["reference"] = state_mib(self.ref_model)
+        if self.critic is not None:
+            out["value_model"] = state_mib(self.critic.value_model.model, self.critic.optimizer)
+        if self.prm is not None:
+            out["prm"] = state_mib(self.prm.model, self.prm_optimizer)
+        out["total"] = sum(out.values())
+        return out
 
     def _make_sampler(self, settings: SamplingSettings) -> HFSampler:
         if self.cfg.sampling.backend == "vllm":
@@ -254,8 +308,13 @@ class GRPORunner:
             if self.eval_questions:
                 acc0 = accuracy_of(self.policy, self.sampler, self.eval_questions, self.prompt, self.reward_fn)
                 log.log({"step": 0, "eval_accuracy": acc0})
+            if cfg.method in ("rft", "dpo"):
+                self.build_offline_pool()
+                log.log({"step": 0, "offline_groups": len(self.offline), "offline_accuracy": self.offline.accuracy,
+                         "offline_pairs": len(self.pairs) if self.pairs is not None else None})
             for self.iteration in range(cfg.iterations):
-                if cfg.method == "grpo" and cfg.loss.beta != 0.0:
+                # DPO's reference stays the initial (SFT) model: its pairs come from that model
+                if self.uses_reference() and (cfg.method != "dpo" or self.ref_model is None):
                     self.ref_model = None  # free the old copy before making the new one
                     self.ref_model = freeze_copy(self.policy)
                     self.ref_resets += 1
@@ -287,6 +346,7 @@ class GRPORunner:
             "eval_accuracy": [r["eval_accuracy"] for r in log.rows if r.get("eval_accuracy") is not None],
             "skipped_updates": sum(1 for r in step_rows if r.get("skipped")),
             "prm_updates": self.prm_history,
+            "memory_mib": self.memory_mib(),
             "plots": [Path(p).name for p in plots],
         }
         with open(self.output_dir / "summary.json", "w", encoding="utf-8") as fh:
@@ -296,13 +356,28 @@ class GRPORunner:
     def _one_step(self) -> dict:
         cfg = self.cfg
         t0 = time.perf_counter()
-        questions = self.questions.take(cfg.questions_per_step)
-        rollout = self.sample_and_score(questions)
-        sample_s = self.sampler.last_seconds
-        if self.prm is not None:
-            self.fresh_prm_examples.extend(examples_from_rollout(rollout))
-        coefficients = self.coefficient(rollout)
-        stats = self.trainer.update(rollout, coefficients, ref_model=self.ref_model)
+        extra: dict = {}
+        if cfg.method == "dpo":
+            chosen, rejected = self.pairs.take(max(cfg.batch_size // 2, 1))
+            rollout = Rollout.concat([chosen, rejected], self.tokenizer.pad_token_id)
+            sample_s = 0.0
+            d = cfg.dpo
+            stats = self.trainer.update_preference(chosen, rejected, self.ref_model, d.beta, d.length_normalise)
+        else:
+            if cfg.method == "rft":
+                rollout, sample_s = self.offline.take(cfg.questions_per_step), 0.0
+            else:
+                rollout = self.sample_and_score(self.questions.take(cfg.questions_per_step))
+                sample_s = self.sampler.last_seconds
+            if self.prm is not None:
+                self.fresh_prm_examples.extend(examples_from_rollout(rollout))
+            if self.critic is not None:
+                coefficients, extra = self.critic.coefficients(rollout, self.trainer, self.ref_model)
+            else:
+                coefficients = self.coefficient(rollout)
+            stats = self.trainer.update(rollout, coefficients, ref_model=self.ref_model)
+            if self.critic is not None:
+                stats.update(extra, **self.critic.update(rollout))
         self.step += 1
         std_in_group, flat = _group_stats(rollout)
         lengths = rollout.completion_mask.sum(1).float()
@@ -315,7 +390,7 @@ class GRPORunner:
             "zero_advantage_groups": flat,
             "accuracy": float(rollout.correct.float().mean()),
             "response_length": float(lengths.mean()),
-            "tokens_per_s": float(lengths.sum()) / max(sample_s, 1e-9),
+            "tokens_per_s": float(lengths.sum()) / sample_s if sample_s > 0 else None,  # None: offline, no sampling
             "sample_seconds": sample_s,
             "lr": self.trainer.optimizer.param_groups[0]["lr"],
             "reference_resets": self.ref_resets,

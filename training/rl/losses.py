@@ -40,15 +40,23 @@ def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Te
 
 
 def clipped_surrogate(
-    logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, clip_eps: float
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_eps: float,
+    clip_eps_high: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token ``-min(ratio*A, clip(ratio, 1-eps, 1+eps)*A)`` and a 0/1 tensor of clipped tokens.
+    """Per-token ``-min(ratio*A, clip(ratio, 1-eps, 1+eps_high)*A)`` and a 0/1 tensor of clipped tokens.
 
-    A token counts as clipped when the clipped branch is the smaller one, i.e. its gradient is 0.
+    ``clip_eps_high`` (DAPO's clip-higher; default: ``clip_eps``, the paper's symmetric clip)
+    widens the upper bound only, so low-probability tokens with a positive advantage can grow
+    further before their gradient is cut. A token counts as clipped when the clipped branch is
+    the smaller one, i.e. its gradient is 0.
     """
+    high = clip_eps if clip_eps_high is None else clip_eps_high
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = ratio * advantages
-    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + high) * advantages
     was_clipped = (clipped < unclipped).to(logprobs.dtype)
     return -torch.minimum(unclipped, clipped), was_clipped
 
@@ -101,6 +109,7 @@ def policy_gradient_loss(
     ref_logprobs: torch.Tensor | None = None,
     beta: float = 0.04,
     clip_eps: float = 0.2,
+    clip_eps_high: float | None = None,
     loss_type: str = "grpo",
     num_sequences: int | None = None,
     num_tokens: float | None = None,
@@ -114,7 +123,7 @@ def policy_gradient_loss(
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {LOSS_TYPES}")
     old = logprobs.detach() if old_logprobs is None else old_logprobs
-    pg, clipped = clipped_surrogate(logprobs, old, advantages, clip_eps)
+    pg, clipped = clipped_surrogate(logprobs, old, advantages, clip_eps, clip_eps_high)
     norm = {"loss_type": loss_type, "num_sequences": num_sequences, "num_tokens": num_tokens, "max_length": max_length}
     policy = reduce_loss(pg, mask, **norm)
     if ref_logprobs is not None and beta != 0.0:
@@ -126,3 +135,82 @@ def policy_gradient_loss(
         loss = policy
     clip_fraction = reduce_loss(clipped, mask, **norm)
     return LossParts(loss=loss, policy_loss=policy.detach(), kl=kl.detach(), clip_fraction=clip_fraction.detach())
+
+
+# ---------------------------------------------------------------- PPO's value loss
+
+
+def clipped_value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float = 0.2,
+    loss_type: str = "grpo",
+    num_sequences: int | None = None,
+    num_tokens: float | None = None,
+    max_length: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped value loss ``0.5 * max((V - R)^2, (clip(V, V_old - eps, V_old + eps) - R)^2)``.
+
+    Reduced over the masked tokens like the policy loss; returns ``(loss, clip_fraction)``, a
+    token counting as clipped when the clipped branch is the larger one. ``clip_eps <= 0``
+    turns clipping off (plain squared error).
+    """
+    unclipped = (values - returns) ** 2
+    if clip_eps > 0:
+        clipped_v = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)
+        clipped = (clipped_v - returns) ** 2
+        per_token = 0.5 * torch.maximum(unclipped, clipped)
+        was_clipped = (clipped > unclipped).to(values.dtype)
+    else:
+        per_token = 0.5 * unclipped
+        was_clipped = torch.zeros_like(values)
+    norm = {"loss_type": loss_type, "num_sequences": num_sequences, "num_tokens": num_tokens, "max_length": max_length}
+    return reduce_loss(per_token, mask, **norm), reduce_loss(was_clipped, mask, **norm).detach()
+
+
+# ---------------------------------------------------------------- DPO (paper appendix A.1.3)
+
+
+def sequence_logprob(logprobs: torch.Tensor, mask: torch.Tensor, length_normalise: bool = True) -> torch.Tensor:
+    """``[N]`` log-probability of each completion: the mean over its tokens (``1/|o| sum_t``, the
+    paper's A.1.3) or, with ``length_normalise=False``, the sum (the original DPO and TRL)."""
+    mask = mask.to(logprobs.dtype)
+    total = (logprobs * mask).sum(-1)
+    return total / mask.sum(-1).clamp(min=1.0) if length_normalise else total
+
+
+def dpo_margin(
+    chosen: torch.Tensor, rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor
+) -> torch.Tensor:
+    """``m = log pi(o+)/pi_ref(o+) - log pi(o-)/pi_ref(o-)`` per pair, from ``[P]`` sequence log-probs."""
+    return (chosen - ref_chosen) - (rejected - ref_rejected)
+
+
+def dpo_loss(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    num_pairs: int | None = None,
+) -> torch.Tensor:
+    """The DPO loss ``-mean log sigmoid(beta * m)`` over pairs (``num_pairs``: the whole batch's
+    count, so micro-batch losses add up to the batch loss)."""
+    margin = dpo_margin(chosen, rejected, ref_chosen, ref_rejected)
+    n = num_pairs if num_pairs is not None else margin.shape[0]
+    return -torch.nn.functional.logsigmoid(beta * margin).sum() / max(n, 1)
+
+
+def dpo_gradient_coefficient(margin: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+    """The paper's A.1.3 gradient coefficient ``GC_DPO = sigmoid(beta * (log pi(o-)/pi_ref(o-) -
+    log pi(o+)/pi_ref(o+))) = sigmoid(-beta * m)``, one per pair.
+
+    The gradient of ``log sigmoid(beta * m)`` is ``beta * GC_DPO * grad m``: each token of the
+    chosen answer is pushed up with weight ``beta * GC / |o+|``, each token of the rejected one
+    down with ``beta * GC / |o-|``. The paper folds the constant beta into the learning rate.
+    The coefficient is large when the policy still prefers the wrong answer, and tends to 0 as
+    the margin grows: pairs already separated stop contributing.
+    """
+    return torch.sigmoid(-beta * margin)

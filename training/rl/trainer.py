@@ -10,6 +10,9 @@
    the whole batch's normalisers (so accumulation equals one big batch), gradient clipping,
    one optimiser step.
 
+DPO (``update_preference``) trains on (chosen, rejected) pairs with the DPO loss instead; its
+gradient coefficient ``sigmoid(-beta * margin)`` is logged (paper appendix A.1.3).
+
 SFT and RFT use the same path with beta = 0: their ratio is 1 and the gradient is
 ``GC * grad log pi``. Returns a dict of statistics (loss, KL, clip fraction, response NLL,
 gradient norm, tokens).
@@ -24,7 +27,7 @@ import torch
 
 from training.rl.coefficients import Coefficients
 from training.rl.logprobs import completion_logprobs
-from training.rl.losses import LOSS_TYPES, policy_gradient_loss
+from training.rl.losses import LOSS_TYPES, dpo_gradient_coefficient, dpo_loss, dpo_margin, policy_gradient_loss, sequence_logprob
 from training.rl.rollout import Rollout
 
 
@@ -34,6 +37,7 @@ class UpdateSettings:
 
     beta: float = 0.04
     clip_eps: float = 0.2
+    clip_eps_high: float | None = None  # clip-higher (DAPO); None: symmetric, as the paper
     loss_type: str = "grpo"
     mu: int = 1
     micro_batch_size: int = 8
@@ -148,6 +152,7 @@ class PolicyGradientTrainer:
                     ref_logprobs=None if ref_lp is None else ref_lp[idx, :width].to(device),
                     beta=s.beta,
                     clip_eps=s.clip_eps,
+                    clip_eps_high=s.clip_eps_high,
                     loss_type=s.loss_type,
                     **norm,
                 )
@@ -171,3 +176,81 @@ class PolicyGradientTrainer:
         stats["tokens"] = float(rollout.num_tokens)
         stats["update_seconds"] = time.perf_counter() - start
         return stats
+
+    def _step(self) -> float:
+        """Clip the gradient, step the optimiser and the schedule; returns the gradient norm before clipping."""
+        clip = self.settings.grad_clip if self.settings.grad_clip and self.settings.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip))
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.updates += 1
+        return grad_norm
+
+    def update_preference(
+        self, chosen: Rollout, rejected: Rollout, ref_model, beta: float = 0.1, length_normalise: bool = True
+    ) -> dict[str, float]:
+        """One DPO update on P pairs (row i of ``chosen`` is preferred to row i of ``rejected``).
+
+        Loss ``-mean log sigmoid(beta * m)`` with ``m`` the difference of the (length-normalised,
+        by default as in the paper's A.1.3) log-ratios to the frozen reference; micro-batched
+        over pairs with the whole batch's pair count, so accumulation equals one big batch.
+        """
+        if len(chosen) != len(rejected) or len(chosen) == 0:
+            raise ValueError("chosen and rejected must hold the same, non-zero number of rows")
+        if ref_model is None:
+            raise ValueError("DPO needs a reference model")
+        start = time.perf_counter()
+        device = next(self.policy.parameters()).device
+        ref_c = sequence_logprob(self.logprobs_no_grad(ref_model, chosen), chosen.completion_mask, length_normalise)
+        ref_r = sequence_logprob(self.logprobs_no_grad(ref_model, rejected), rejected.completion_mask, length_normalise)
+        self.policy.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, margins = 0.0, []
+        num_pairs = len(chosen)
+        for idx in self._chunks(num_pairs):
+            seq = []
+            for side in (chosen.select(idx), rejected.select(idx)):
+                lp = completion_logprobs(
+                    self.policy,
+                    side.prompt_ids,
+                    side.prompt_mask,
+                    side.completion_ids,
+                    side.completion_mask,
+                    self.settings.temperature,
+                )
+                seq.append(sequence_logprob(lp, side.completion_mask.to(device), length_normalise))
+            rc, rr = ref_c[idx].to(device), ref_r[idx].to(device)
+            loss = dpo_loss(seq[0], seq[1], rc, rr, beta, num_pairs=num_pairs)
+            loss.backward()
+            loss_sum += float(loss.detach())
+            margins.append(dpo_margin(seq[0].detach(), seq[1].detach(), rc, rr).cpu())
+        grad_norm = self._step()
+        margin = torch.cat(margins)
+        return {
+            "rows": float(2 * num_pairs),
+            "rows_trained": float(2 * num_pairs),
+            "pairs": float(num_pairs),
+            "loss": loss_sum,
+            "dpo_margin": float(margin.mean()),
+            "dpo_pair_accuracy": float((margin > 0).float().mean()),
+            "dpo_gc": float(dpo_gradient_coefficient(margin, beta).mean()),
+            "kl": 0.0,
+            "clip_fraction": 0.0,
+            "grad_norm": grad_norm,
+            "tokens": float(chosen.num_tokens + rejected.num_tokens),
+            "update_seconds": time.perf_counter() - start,
+        }
+
+
+def state_mib(model, optimizer=None) -> float:
+    """MiB held by a model's parameters, their gradients and (if given) the optimiser's state tensors."""
+    total = 0
+    for p in model.parameters():
+        total += p.numel() * p.element_size()
+        if p.grad is not None:
+            total += p.grad.numel() * p.grad.element_size()
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            total += sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+    return total / 2**20
