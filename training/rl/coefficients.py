@@ -116,7 +116,10 @@ class GRPOProcessCoefficient:
 
 
 def make_coefficient(method: str, supervision: str = "outcome", scale: bool = True, eps: float = DEFAULT_EPS):
-    """The coefficient for ``method`` in {sft, rft, online_rft, grpo} (GRPO: outcome or process supervision)."""
+    """The coefficient for ``method`` in {sft, rft, online_rft, grpo} (GRPO: outcome or process supervision).
+
+    PPO's and DPO's coefficients depend on a value model and on preference pairs: they are
+    ``training.rl.ppo`` (GAE advantages) and ``losses.dpo_gradient_coefficient``."""
     if method == "sft":
         return SFTCoefficient()
     if method in ("rft", "online_rft"):
@@ -127,4 +130,4 @@ def make_coefficient(method: str, supervision: str = "outcome", scale: bool = Tr
         if supervision == "outcome":
             return GRPOOutcomeCoefficient(scale, eps)
         raise ValueError(f"unknown supervision {supervision!r}; expected outcome or process")
-    raise ValueError(f"unknown method {method!r}; expected sft, rft, online_rft or grpo")
+    raise ValueError(f"unknown method {method!r}; expected sft, rft, online_rft or grpo (ppo and dpo: training.rl.ppo, losses.dpo_loss)")
