@@ -65,6 +65,21 @@ def require_pages(path: str, flag: str = "--input") -> str:
     return pattern
 
 
+SEED_HINT = "give Parquet/JSONL files with a text column (the bundled seed: data/seed/math_seed.jsonl.gz)"
+
+
+def require_sources(sources: Sequence[str], flag: str = "--seed", hint: str = SEED_HINT) -> None:
+    """Each of ``sources`` (text files, globs or folders for ``classifiers.text_sources``) matches
+    a readable file; else ``InputError`` naming the first that does not."""
+    from classifiers.text_sources import SourceError, expand_sources
+
+    for source in sources:
+        try:
+            expand_sources(source)
+        except SourceError as exc:
+            raise InputError(f"{flag} {source}: {exc}; {hint}") from None
+
+
 def beam_args_only(args: Sequence[str], prog: str) -> list[str]:
     """``args`` (what a command's own parser left over), checked to be Beam pipeline options.
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from pipeline import beam_utils
-from pipeline.inputs import InputError, check_output_reachable, require_files
+from pipeline.inputs import InputError, check_output_reachable, require_files, require_sources
 from pipeline.paths import REPO_ROOT, SAMPLE_WARC_GLOB, SEED_DIR
 
 log = logging.getLogger("pipeline.run")
@@ -215,14 +215,7 @@ def check_inputs(cfg: RunConfig, wanted: Sequence[str], options, force: bool) ->
         for pattern in cfg.input:
             require_files(pattern, "--input", "give a glob of WARC/ARC/WET files, e.g. 'crawl/*.warc.gz'")
     if "rounds" in wanted and (force or not beam_utils.is_complete(stage_dir(cfg.output, "rounds"))):
-        from classifiers.text_sources import SourceError, expand_sources
-
-        for seed in cfg.seed:
-            try:
-                expand_sources(seed)
-            except SourceError as exc:
-                raise InputError(f"--seed {seed}: {exc}; give Parquet/JSONL files with a text column "
-                                 "(the bundled seed: data/seed/math_seed.jsonl.gz)") from None
+        require_sources(cfg.seed, "--seed")
 
 
 def headline(summary: dict) -> str:

@@ -51,7 +51,7 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from classifiers.text_sources import expand_sources
+from pipeline.inputs import require_pages, require_sources
 from classifiers.train import TrainingDataError
 from pipeline.beam_utils import (
     clear_output,
@@ -290,8 +290,8 @@ def run(argv: list[str] | None = None) -> dict:
         LOG.info("rounds output %s is complete; returning its summary", cfg.output)
         return read_json(join(cfg.output, SUMMARY))
     started = time.time()
-    expand_sources(cfg.seed)  # fail early on a missing seed
-    pool_glob = parquet_glob(cfg.pool)
+    require_sources(cfg.seed, "--seed")  # one line, before any work
+    pool_glob = require_pages(cfg.pool, "--pool")
     pool_schema = input_schema(pool_glob)
     summaries: list[dict] = []
     stop_reason = f"reached --rounds {cfg.rounds}"

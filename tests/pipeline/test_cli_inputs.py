@@ -60,7 +60,9 @@ def test_every_stage_names_its_missing_input(tmp_path, seed_dir):
     one_line_error(lambda: decontaminate_main(["--input", missing, "--output", out]), "--input", missing)
     one_line_error(lambda: corpus_main(["--input", missing, "--output", out]), "--input", missing)
     one_line_error(lambda: rounds_main(["--pool", missing, "--seed", str(seed_dir / "math_seed.jsonl.gz"),
-                                        "--output", out]), missing)
+                                        "--output", out]), "--pool", missing)
+    one_line_error(lambda: rounds_main(["--pool", str(tmp_path), "--seed", f"{missing}/seed.jsonl", "--output", out]),
+                   "--seed", missing)
     assert not os.path.exists(out), "nothing may be written before the inputs are checked"
 
 
