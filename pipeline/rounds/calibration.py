@@ -20,8 +20,8 @@ evidence (``FPR``), the pool's math share is estimated by adjusted classify-and-
 2005) at the score where ``TPR - FPR`` is largest: ``pi = (A/N - FPR) / (TPR - FPR)``. For each
 candidate cut ``t`` the implied counts are ``math above t = pi N TPR(t)`` and ``precision(t) =
 min(1, pi N TPR(t) / A(t))``, ``recall(t) = TPR(t)``; the cut is the ``t`` with the largest
-implied F-beta (beta = 1 by default). A pool with no math (``pi`` = 0) gets the cut above every
-page.
+implied F-beta (``RoundsConfig.cut_beta``, default 0.5: precision weighs more than recall).
+A pool with no math (``pi`` = 0) gets the cut above every page.
 
 Scores are binned in logit space (``BIN_WIDTH`` logits, from ``-LOGIT_RANGE`` to
 ``+LOGIT_RANGE``) so that the crowded region near a probability of 1 keeps its resolution; a

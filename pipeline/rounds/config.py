@@ -26,6 +26,7 @@ class RoundsConfig:
     output: str = ""
     rounds: int = 4  # the paper ran four
     token_budget: int | None = None  # None: the calibrated cut (calibration.py); N: the paper's top-N-tokens cut (40B)
+    cut_beta: float = 0.5  # the calibrated cut maximises the implied F-beta; < 1 weighs precision above recall
     markup_min_formulas: int = 1  # pages with this many formulas are the cut's positive evidence
     markup_floor_quantile: float = 0.5  # a markup page is recalled above this quantile of the negatives' scores
     min_positive_evidence: int = 10  # fewer markup pages: the held-out seed positives calibrate the cut
@@ -66,6 +67,8 @@ class RoundsConfig:
                      "markup_floor_quantile"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.cut_beta > 0:
+            raise ValueError(f"cut_beta must be > 0, got {self.cut_beta}")
         if self.path_max_depth < 0 or self.path_min_pages < 1:
             raise ValueError("path_max_depth must be >= 0 and path_min_pages >= 1")
 

@@ -139,7 +139,7 @@ def _recall_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, pool_schema, dry_r
         pool_glob=pool_glob, pool_schema=pool_schema, out_dir=out, model_path=model_paths(cfg.output, r),
         round_index=r, budget=cfg.token_budget, negatives_glob=parquet_glob(join(out, "negatives")),
         seed_histogram=seed_histogram or {}, markup_min_formulas=cfg.markup_min_formulas,
-        markup_floor_quantile=cfg.markup_floor_quantile, min_positive_evidence=cfg.min_positive_evidence,
+        markup_floor_quantile=cfg.markup_floor_quantile, cut_beta=cfg.cut_beta, min_positive_evidence=cfg.min_positive_evidence,
         previous_history_glob=parquet_glob(join(round_dir(cfg.output, r - 1), "history")) if r > 1 else None,
         tokenizer=cfg.tokenizer, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
         domain_min_share=cfg.domain_min_share, domain_min_pages=cfg.domain_min_pages,
@@ -218,6 +218,11 @@ def summarize_round(cfg: RoundsConfig, r: int, training: dict, prepare: dict, ta
     }
 
 
+class RoundsStopped(Exception):
+    """A later round cannot run (for example no clean negative is left): the loop ends with the
+    previous round's recall, and the reason goes into the summary."""
+
+
 def run_round(cfg: RoundsConfig, r: int, options, pool_glob: str, pool_schema, previous: list[dict]) -> dict:
     """Run round r end to end and mark its folder complete; returns its summary."""
     started = time.time()
@@ -232,6 +237,9 @@ def run_round(cfg: RoundsConfig, r: int, options, pool_glob: str, pool_schema, p
     try:
         training = train_round_classifiers(cfg, r)
     except TrainingDataError as exc:
+        if r > 1:  # the earlier rounds recalled (or excluded) every page that could be a negative
+            raise RoundsStopped(f"stopped before round {r}: no training data left ({exc}); "
+                                f"round {r - 1}'s recall is kept") from exc
         raise RuntimeError(f"round {r}: cannot train a classifier ({exc}); check --seed and --pool") from exc
     write_json(join(out, "training.json"), training)
     LOG.info("round %d: score and recall", r)
@@ -300,7 +308,12 @@ def run(argv: list[str] | None = None) -> dict:
             summary = read_json(join(round_dir(cfg.output, r), SUMMARY))
             LOG.info("round %d is complete; reusing it", r)
         else:
-            summary = run_round(cfg, r, options, pool_glob, pool_schema, summaries)
+            try:
+                summary = run_round(cfg, r, options, pool_glob, pool_schema, summaries)
+            except RoundsStopped as stopped:
+                LOG.warning("%s", stopped)
+                stop_reason = str(stopped)
+                break
         summaries.append(summary)
         LOG.info("round %d: cut %.4f (estimated precision %s, recall %s); recalled %d pages / %d tokens, "
                  "%.1f%% of the tokens new", r, summary["threshold"], summary.get("estimated_precision"),

@@ -302,7 +302,9 @@ class CalibratedCutFn(beam.DoFn):
     above which a markup page is recalled; the seed's held-out scores stand in for the markup
     pages when the pool has fewer than ``min_positive_evidence`` of them."""
 
-    def __init__(self, seed_histogram: dict[int, int], min_positive_evidence: int, floor_quantile: float):
+    def __init__(self, seed_histogram: dict[int, int], min_positive_evidence: int, floor_quantile: float,
+                 beta: float = 0.5):
+        self.beta = beta
         self.seed_histogram = {int(k): int(v) for k, v in (seed_histogram or {}).items()}
         self.min_positive_evidence = min_positive_evidence
         self.floor_quantile = floor_quantile
@@ -316,7 +318,7 @@ class CalibratedCutFn(beam.DoFn):
             cut = {"bin": calibration.score_bin(0.5), "threshold": 0.5, "positive_evidence": "none",
                    "positive_pages": sum(positives.values()), "negative_pages": sum(negatives.values())}
         else:
-            cut = calibration.calibrated_cut(pool, positives, negatives, evidence).to_dict()
+            cut = calibration.calibrated_cut(pool, positives, negatives, evidence, beta=self.beta).to_dict()
         floor = calibration.quantile_bin(negatives, self.floor_quantile) if negatives else calibration.NUM_BINS
         yield {"mode": "calibrated", **cut, "threshold_score": cut["threshold"], "threshold_key": None,
                "all_selected": False, "markup_floor_bin": floor,
@@ -345,7 +347,7 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
                           previous_history_glob: str | None, tokenizer: str | None, batch_size: int, max_tokens: int,
                           domain_min_share: float, domain_min_pages: int, path_min_pages: int, path_max_depth: int,
                           num_shards: int, negatives_glob: str | None = None, seed_histogram: dict | None = None,
-                          markup_min_formulas: int = 1, markup_floor_quantile: float = 0.5,
+                          markup_min_formulas: int = 1, markup_floor_quantile: float = 0.5, cut_beta: float = 0.5,
                           min_positive_evidence: int = 10, dry_run: bool = False) -> None:
     """Adds round r's scoring, cut (calibrated, or by token budget), recall, history and tables to ``p``."""
     rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, validate=not dry_run)
@@ -373,7 +375,7 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
             lambda r, ids: r["id"] in ids, AsSingleton(negative_ids)), "Negatives")
         threshold = (p | "CutSeed" >> beam.Create([None])
                      | "CalibratedCut" >> beam.ParDo(
-                         CalibratedCutFn(seed_histogram or {}, min_positive_evidence, markup_floor_quantile),
+                         CalibratedCutFn(seed_histogram or {}, min_positive_evidence, markup_floor_quantile, cut_beta),
                          AsSingleton(pool_hist), AsSingleton(markup_hist), AsSingleton(negative_hist)))
     flagged = ranked | "FlagRecalled" >> beam.Map(_flag_recalled, AsSingleton(threshold), markup_min_formulas)
     recalled = flagged | "Recalled" >> beam.Filter(lambda r: r["_recalled"])

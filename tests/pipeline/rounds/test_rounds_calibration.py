@@ -47,6 +47,17 @@ def test_cut_trades_precision_for_recall_by_hand():
     assert cut.bin == 501 and cut.estimated_recall == pytest.approx(0.8) and cut.estimated_precision == 1.0
 
 
+def test_beta_below_one_buys_precision_with_recall_by_hand():
+    # Pool: 80 in bin 100, 10 in 500, 10 in 900; positives 6 in 900, 4 in 500; negatives 80 in 100, 4 in 500.
+    pool, positives, negatives = {100: 80, 500: 10, 900: 10}, {900: 6, 500: 4}, {100: 80, 500: 4}
+    # Youden at bin 101: TPR 1, FPR 4/84 -> pi = (0.2 - 4/84) / (1 - 4/84) = 0.16, 16 math pages.
+    # Cut 101: R 1, P 16/20 = 0.8 -> F1 0.889, F0.5 0.833. Cut 501: R 0.6, P 16 * 0.6 / 10 = 0.96 -> F1 0.738, F0.5 0.857.
+    f1 = C.calibrated_cut(pool, positives, negatives, beta=1.0)
+    assert f1.bin == 101 and f1.estimated_precision == pytest.approx(0.8)
+    f05 = C.calibrated_cut(pool, positives, negatives, beta=0.5)
+    assert f05.bin == 501 and f05.estimated_precision == pytest.approx(0.96) and f05.estimated_recall == pytest.approx(0.6)
+
+
 def test_a_pool_without_math_recalls_nothing():
     cut = C.calibrated_cut({100: 100}, {900: 10}, {100: 60})
     assert cut.estimated_math_share == 0.0 and cut.bin == C.NUM_BINS and cut.above == 0
