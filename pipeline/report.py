@@ -45,6 +45,21 @@ def stage_rows(summaries: dict[str, dict]) -> list[tuple[str, int | None, int | 
     return [(name, _first_int(s, *_IN_KEYS), _first_int(s, *_OUT_KEYS)) for name, s in summaries.items()]
 
 
+def stage_timing(summary: dict, seconds: float) -> dict:
+    """``{"seconds", "pages_in", "pages_per_s"}`` of one stage's run (its input rows per second)."""
+    pages = _first_int(summary, *_IN_KEYS)
+    return {"seconds": round(seconds, 3), "pages_in": pages,
+            "pages_per_s": round(pages / seconds, 2) if pages is not None and seconds > 0 else None}
+
+
+def timing_rows(summaries: dict[str, dict]) -> list[tuple[str, float, float | None, float]]:
+    """(stage, seconds, input pages per second, share of the stages' time) for the stages that
+    carry a ``timing`` (the ones that ran in this invocation or an earlier one of the chain)."""
+    timed = [(n, s["timing"]) for n, s in summaries.items() if isinstance(s.get("timing"), dict)]
+    total = sum(t["seconds"] for _, t in timed) or 1.0
+    return [(n, t["seconds"], t.get("pages_per_s"), t["seconds"] / total) for n, t in timed]
+
+
 def _merged_counts(summary: dict, paths: tuple[str, ...]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for path in paths:
@@ -165,6 +180,12 @@ def render_report(cfg, summaries: dict[str, dict], wall_seconds: float) -> str:
               "| stage | in | out |", "|---|---|---|"]
     lines += [f"| {n} | {_fmt(i)} | {_fmt(o)} |" for n, i, o in rows]
     lines.append("")
+    timing = timing_rows(summaries)
+    if timing:
+        lines += ["## Time per stage", "", "| stage | seconds | pages/s (input) | share of the run |", "|---|---|---|---|"]
+        lines += [f"| {n} | {sec:.1f} | {'-' if pps is None else f'{pps:,.1f}'} | {share:.0%} |"
+                  for n, sec, pps, share in timing]
+        lines.append("")
     if drops or records:
         lines += ["## Dropped, by reason", "", "![drops](report_drops.png)", "", "Pages dropped:", ""]
         for stage, reasons in drops.items():

@@ -189,6 +189,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
         print(f"[{i}/{len(STAGES)}] {plan.name}: {plan.output}", flush=True)
         summary, skipped = run_stage(plan, force=force, dry_run=dry_run)
         force = force or not skipped  # a stage that ran changes the input of every later stage
+        if not skipped and not dry_run:
+            summary = record_timing(plan, summary, time.time() - t0)
         summaries[plan.name] = summary
         if dry_run:
             note = f"dry run: job built, not submitted ({time.time() - t0:.1f}s)"
@@ -202,6 +204,20 @@ def run(argv: Sequence[str] | None = None) -> dict:
         write_run_report(cfg, summaries, wall_seconds=time.time() - started)
         print(f"report: {beam_utils.join(cfg.output, 'report.md')}")
     return summaries
+
+
+def record_timing(plan: StagePlan, summary: dict, seconds: float) -> dict:
+    """``summary`` plus ``timing`` (seconds of the stage's job, its input pages per second), also
+    written into the stage's ``summary.json``; a stage reused from an earlier run keeps its own."""
+    from pipeline.report import stage_timing
+
+    summary = {**summary, "timing": stage_timing(summary, seconds)}
+    path = beam_utils.join(plan.output, "summary.json")
+    if beam_utils.FileSystems.exists(path):
+        marker = beam_utils.read_json(beam_utils.join(plan.output, beam_utils.SUCCESS_MARKER))
+        beam_utils.write_json(path, summary)
+        beam_utils.mark_complete(plan.output, {k: v for k, v in marker.items() if k != "completed_at"})  # still last
+    return summary
 
 
 def check_inputs(cfg: RunConfig, wanted: Sequence[str], options, force: bool) -> None:

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of U+FFFD a charset may leave and still count as decoding the page")
     g.add_argument("--langid_max_chars", type=int, default=d.langid_max_chars,
                    help="characters of the page scored by the language identifier")
+    g.add_argument("--exact_dedup", action=argparse.BooleanOptionalAction, default=d.exact_dedup,
+                   help="drop pages whose payload is identical to an earlier record's before extraction")
     g.add_argument("--reshuffle_pages", action=argparse.BooleanOptionalAction, default=d.reshuffle_pages,
                    help="also spread pages (not only files) over workers")
     return p

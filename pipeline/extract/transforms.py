@@ -2,7 +2,7 @@
 
 ``ExtractText(patterns, config)`` reads like the recipe; every step is labelled:
 
-    InputPatterns -> MatchFiles -> SpreadFiles (Reshuffle) -> ReadRecords -> Decode
+    InputPatterns -> MatchFiles -> SpreadFiles (Reshuffle) -> ExactDuplicates -> ReadRecords -> Decode
         -> ExtractMainText -> IdentifyLanguage -> ToRows
     (ReadRecords, Decode, ExtractMainText each have a tagged ``rejects`` output) -> CollectRejects
 
@@ -33,6 +33,7 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.utils import shared
 
 from pipeline.extract.decode import DecodeError, decode_payload
+from pipeline.extract.exact_dups import KeepSets
 from pipeline.extract.sandbox import ExtractionError, SandboxConfig, SandboxPool, shared_pool
 from pipeline.extract.warc_reader import (
     PageRecord,
@@ -63,6 +64,7 @@ class ExtractConfig:
     max_replacement_share: float = 0.01
     langid_max_chars: int = 10_000
     reshuffle_pages: bool = False
+    exact_dedup: bool = True  # drop identical payloads before extraction (pipeline.extract.exact_dups)
 
     def __post_init__(self):
         self.reader()  # validates
@@ -185,6 +187,9 @@ class ReadRecordsFn(beam.DoFn):
         self.config = config
 
     def process(self, file_info):
+        keep = None
+        if isinstance(file_info[0], tuple):  # ((path, size), offsets to keep) from exact_dups.KeepSets
+            file_info, keep = file_info
         path, size = file_info
         _count("files")
         _count("file_bytes", int(size or 0))
@@ -193,6 +198,11 @@ class ReadRecordsFn(beam.DoFn):
                 if isinstance(item, PageRecord):
                     _count("records")
                     _count("pages_read")
+                    if keep is not None and int(item.warc_offset) not in keep:
+                        _count("rejected:exact_duplicate")
+                        yield beam.pvalue.TaggedOutput(REJECTS, reject_row(item, "exact_duplicate",
+                                                                           "same payload digest as an earlier record"))
+                        continue
                     _count("payload_bytes", len(item.payload))
                     yield item
                     continue
@@ -345,6 +355,8 @@ class ExtractText(beam.PTransform):
             | "FilePaths" >> beam.Map(lambda meta: (meta.path, int(meta.size_in_bytes or 0)))
             | "SpreadFiles" >> beam.Reshuffle()
         )
+        if cfg.exact_dedup:
+            files = files | "ExactDuplicates" >> KeepSets(cfg.reader())
         records = files | "ReadRecords" >> beam.ParDo(ReadRecordsFn(cfg)).with_outputs(REJECTS, main="pages")
         pages = records.pages
         if cfg.reshuffle_pages:

@@ -101,6 +101,20 @@ def test_report_tells_the_story(chain):
     assert (out / "report_funnel.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_every_stage_says_where_the_time_went(chain):
+    out, summaries = chain
+    report = (out / "report.md").read_text()
+    table = report.split("## Time per stage", 1)[1].split("\n## ", 1)[0]
+    shares = []
+    for name in STAGES:
+        timing = json.loads((out / name / "summary.json").read_text())["timing"]
+        assert timing == summaries[name]["timing"] and timing["seconds"] > 0
+        assert timing["pages_per_s"] == pytest.approx(timing["pages_in"] / timing["seconds"], rel=0.01)
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        shares.append(int(row.rsplit("|", 2)[1].strip().rstrip("%")))
+    assert 97 <= sum(shares) <= 103  # rounded shares of the run
+
+
 def test_rerun_skips_every_complete_stage(chain, capsys):
     out, summaries = chain
     before = file_times(out)

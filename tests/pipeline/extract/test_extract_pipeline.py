@@ -101,14 +101,17 @@ def test_every_html_response_is_read(shared_run, shared_data):
     assert summary["accounted"]
     kept = by_file(docs, "warc_path")
     page_rejects = by_file([r for r in rejects if r["reason"] not in ("archive_error", "file_unreadable")], "file")
+    exact = by_file([r for r in rejects if r["reason"] == "exact_duplicate"], "file")
     total_html = 0
     for folder in ("commoncrawl", "other_crawls"):
         for path in sorted((shared_data / "warc" / folder).iterdir()):
             expected = count_html_200(path)
             total_html += expected
             assert kept[path.name] + page_rejects[path.name] == expected, path.name
-            assert kept[path.name] >= expected - 1, path.name  # real crawls: at most one page without text
+            # real crawls: at most one page without text; a page whose payload an earlier record has is counted apart
+            assert kept[path.name] + exact[path.name] >= expected - 1, path.name
     assert total_html == 18 + 1 + 22 + 15 + 94 + 2  # HTML responses + the WET record, by SOURCES.md's files
+    assert summary["rejected"].get("exact_duplicate", 0) == sum(exact.values())
     check_rows(docs)
 
 
@@ -131,6 +134,9 @@ def test_rows_trace_back_to_their_record(shared_run):
 def test_edge_cases_lose_only_the_broken_records(shared_run):
     summary, docs, rejects = shared_run
     kept = by_file(docs, "warc_path")
+    # Several of these archives hold the same example.com page: one copy is extracted, the others
+    # are read as well and counted as exact duplicates.
+    kept.update(by_file([r for r in rejects if r["reason"] == "exact_duplicate"], "file"))
     for name in ("resiliparse__clipped.warc.gz", "warcio__example-bad-non-chunked.warc.gz",
                  "warcio__example-iana.org-chunked.warc", "warcio__example-trunc.warc", "warcio__example.arc.gz",
                  "warcio__example.warc.gz"):
@@ -257,3 +263,23 @@ def test_summary_accounting_by_hand():
     counts["extract:pages_kept"] = 8
     assert not make_summary(counts, inputs=["a"], output="o", config=ExtractConfig(), wall_time_s=2.0,
                             runner="x")["accounted"]
+
+
+# -- exact duplicates before extraction ----------------------------------------------------------------
+
+def test_identical_payloads_are_extracted_once(tmp_path):
+    same = html_page("Vieta's formulas", ["For $x^2+px+q=0$ the roots satisfy $x_1+x_2=-p$ and $x_1x_2=q$."] * 3)
+    other = html_page("Pythagoras", ["In a right triangle $a^2+b^2=c^2$, where $c$ is the hypotenuse."] * 3)
+    first = write_warc(tmp_path / "a.warc.gz", [("http://one.example/vieta", *http_response(same)),
+                                                 ("http://two.example/vieta", *http_response(same)),
+                                                 ("http://one.example/pythagoras", *http_response(other))])
+    second = write_warc(tmp_path / "b.warc.gz", [("http://mirror.example/vieta", *http_response(same))])
+    summary = run_stage([first, second], tmp_path / "out")
+    docs, rejects = read_output(tmp_path / "out")
+    # One page per payload: the record at the smallest (file, offset) represents its copies.
+    assert sorted(d["url"] for d in docs) == ["http://one.example/pythagoras", "http://one.example/vieta"]
+    assert sorted((r["url"], r["reason"]) for r in rejects) == [("http://mirror.example/vieta", "exact_duplicate"),
+                                                                ("http://two.example/vieta", "exact_duplicate")]
+    assert summary["rejected"] == {"exact_duplicate": 2} and summary["pages_read"] == 4 and summary["accounted"]
+    kept_all = run_stage([first, second], tmp_path / "all", "--no-exact_dedup")
+    assert kept_all["pages_kept"] == 4 and kept_all["rejected"] == {}
