@@ -7,8 +7,9 @@ all non-math), wrapped into one WARC file; borderline pages and fragments are le
 math share is set by how many math pages join (chosen by a hash of the file name, so the pools
 are nested and reproducible); distinct URLs only.
 
-On each pool ``pipeline.run`` runs end to end with its defaults (no config: the calibrated cut,
-up to 4 rounds, the bundled seed), and the table prints, per pool:
+On each pool ``pipeline.run`` runs end to end with its defaults (the calibrated cut, up to 4
+rounds, the bundled seed), once per extraction tier (``--tiers``: the two-tier default ``fast``
+and the single-tier ``precise``), and the table prints, per pool and tier:
 - corpus precision and recall (the ``corpus`` stage's rows against the labels);
 - the recalled set of each round (round 1 alone is the single-round classifier);
 - the paper's fixed-budget cut on the same dedup output (``pipeline.rounds --token-budget``,
@@ -107,15 +108,29 @@ def precision_recall(selected: set[str], labels: dict[str, str], reachable: set[
     return (tp / (tp + fp) if tp + fp else 0.0, tp / len(math) if math else 0.0, tp, len(math))
 
 
-def run_pool(share: float, work: Path, budget: int, runner: list[str]) -> list[dict]:
+def tier_config(tier: str, path: Path) -> Path:
+    """The bundled sample config with the extract stage's ``tier`` set, written to ``path``."""
+    import yaml
+
+    from pipeline.run import SAMPLE_CONFIG
+
+    config = yaml.safe_load(SAMPLE_CONFIG.read_text()) or {}
+    config.setdefault("extract", {})["tier"] = tier
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_pool(share: float, work: Path, budget: int, runner: list[str], tier: str = "fast") -> list[dict]:
     from pipeline.rounds import run as run_rounds
     from pipeline.run import run as run_chain
 
-    folder = work / f"share-{share:g}"
+    folder = work / f"share-{share:g}-{tier}"
     shutil.rmtree(folder, ignore_errors=True)
     labels = build_pool(SHARED, share, folder / "pool.warc.gz")
     started = time.time()
-    run_chain(["--input", str(folder / "pool.warc.gz"), "--output", str(folder / "out"), *runner])
+    run_chain(["--config", str(tier_config(tier, folder / "run.yaml")), "--input", str(folder / "pool.warc.gz"),
+               "--output", str(folder / "out"), *runner])
     seconds = time.time() - started
     out = folder / "out"
     reachable = _urls(out / "dedup")
@@ -123,18 +138,18 @@ def run_pool(share: float, work: Path, budget: int, runner: list[str]) -> list[d
     summary = json.loads((out / "rounds" / "summary.json").read_text())
     for r in summary["rounds"]:
         p, rec, tp, m = precision_recall(_urls(out / "rounds" / f"round_{r['round']}" / "recalled"), labels, reachable)
-        rows.append({"pool": f"{share:.0%}", "what": f"round {r['round']}" + (" (single-round classifier)" if r["round"] == 1 else ""),
+        rows.append({"pool": f"{share:.0%}", "tier": tier, "what": f"round {r['round']}" + (" (single-round classifier)" if r["round"] == 1 else ""),
                      "precision": p, "recall": rec, "math": f"{tp}/{m}",
                      "est_p": r.get("estimated_precision"), "est_r": r.get("estimated_recall"),
                      "new_share": r.get("new_share")})
     p, rec, tp, m = precision_recall(_urls(out / "corpus"), labels, reachable)
-    rows.append({"pool": f"{share:.0%}", "what": f"corpus (defaults, {len(summary['rounds'])} rounds, {seconds:.0f}s)",
+    rows.append({"pool": f"{share:.0%}", "tier": tier, "what": f"corpus (defaults, {len(summary['rounds'])} rounds, {seconds:.0f}s)",
                  "precision": p, "recall": rec, "math": f"{tp}/{m}"})
     seed = str(REPO_ROOT / "data" / "seed" / "math_seed.jsonl.gz")
     run_rounds(["--pool", str(out / "dedup"), "--seed", seed, "--output", str(folder / "budget"),
                 "--token-budget", str(budget), *runner])
     p, rec, tp, m = precision_recall(_urls(folder / "budget" / "recalled"), labels, reachable)
-    rows.append({"pool": f"{share:.0%}", "what": f"fixed budget {budget:,} tokens (rounds output)",
+    rows.append({"pool": f"{share:.0%}", "tier": tier, "what": f"fixed budget {budget:,} tokens (rounds output)",
                  "precision": p, "recall": rec, "math": f"{tp}/{m}"})
     return rows
 
@@ -148,14 +163,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shares", default="0.01,0.04,0.2", help="math shares of the pools")
     parser.add_argument("--work", default="out/bench_corpus_quality")
     parser.add_argument("--budget", type=int, default=50_000)
+    parser.add_argument("--tiers", default="fast,precise",
+                        help="extract tiers to compare (fast: the two-tier default; precise: one tier)")
     args = parser.parse_args(argv)
     if not (SHARED / "html" / "pages.jsonl").exists():
         sys.exit(f"skipped: the shared test data is not at {SHARED} (set DSM_SHARED_DATA)")
     runner = ["--runner=FnApiRunner"]
     rows = []
     for share in (float(s) for s in args.shares.split(",")):
-        rows += run_pool(share, Path(args.work), args.budget, runner)
-    cols = ["pool", "what", "precision", "recall", "math", "est_p", "est_r", "new_share"]
+        for tier in args.tiers.split(","):
+            rows += run_pool(share, Path(args.work), args.budget, runner, tier)
+    cols = ["pool", "tier", "what", "precision", "recall", "math", "est_p", "est_r", "new_share"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for row in rows:

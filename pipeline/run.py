@@ -1,4 +1,4 @@
-"""One command for the whole corpus: extract -> dedup -> recall rounds -> decontaminate -> corpus.
+"""One command for the whole corpus: extract -> dedup -> recall rounds -> refine -> decontaminate -> corpus.
 
 ``python -m pipeline.run [--config FILE] [--input GLOB ...] [--output DIR] [--force] [--stages a,b]
 [any Beam pipeline option]``
@@ -15,6 +15,7 @@ looks finished. The YAML config sets every stage's options (``extract: {num_shar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import time
@@ -29,7 +30,7 @@ from pipeline.paths import REPO_ROOT, SAMPLE_WARC_GLOB, SEED_DIR
 
 log = logging.getLogger("pipeline.run")
 
-STAGES = ["extract", "dedup", "rounds", "decontaminate", "corpus"]
+STAGES = ["extract", "dedup", "rounds", "refine", "decontaminate", "corpus"]
 SAMPLE_CONFIG = REPO_ROOT / "configs" / "run" / "sample.yaml"
 
 
@@ -44,6 +45,7 @@ class RunConfig:
     extract: dict = field(default_factory=dict)
     dedup: dict = field(default_factory=dict)
     rounds: dict = field(default_factory=dict)
+    refine: dict = field(default_factory=dict)  # also gets the extract section's extractor settings
     decontaminate: dict = field(default_factory=dict)
     corpus: dict = field(default_factory=dict)
 
@@ -107,14 +109,26 @@ def plan_stages(cfg: RunConfig, beam_args: Sequence[str]) -> list[StagePlan]:
         StagePlan("dedup", "pipeline.dedup.pipeline", [f"--input={d['extract']}", f"--output={d['dedup']}"], d["dedup"]),
         StagePlan("rounds", "pipeline.rounds.pipeline",
                   [f"--pool={d['dedup']}"] + [f"--seed={s}" for s in cfg.seed] + [f"--output={d['rounds']}"], d["rounds"]),
+        StagePlan("refine", "pipeline.extract.refine",
+                  [f"--input={recalled_dir(d['rounds'])}", f"--output={d['refine']}"]
+                  + options_to_argv(extractor_settings(cfg.extract)), d["refine"]),
         StagePlan("decontaminate", "pipeline.decontaminate.pipeline",
-                  [f"--input={recalled_dir(d['rounds'])}", f"--output={d['decontaminate']}"], d["decontaminate"]),
+                  [f"--input={d['refine']}", f"--output={d['decontaminate']}"], d["decontaminate"]),
         StagePlan("corpus", "pipeline.corpus.pipeline",
                   [f"--input={d['decontaminate']}", f"--output={d['corpus']}", f"--lineage={lineage_path(out)}"], d["corpus"]),
     ]
     for plan in plans:
         plan.argv += options_to_argv(getattr(cfg, plan.name)) + beam_argv
     return plans
+
+
+def extractor_settings(extract: dict) -> dict:
+    """The part of the extract section that says how pages are extracted (the tier, limits), which
+    the refine stage must extract the recalled pages with."""
+    from pipeline.extract.transforms import ExtractConfig
+
+    names = {f.name for f in dataclasses.fields(ExtractConfig)}
+    return {k: v for k, v in extract.items() if k in names}
 
 
 def lineage_path(output: str) -> str:

@@ -48,7 +48,7 @@ from pipeline.beam_utils import (
     write_json,
 )
 from pipeline.inputs import InputError, check_output_reachable
-from pipeline.extract.transforms import NAMESPACE, ExtractConfig, ExtractText
+from pipeline.extract.transforms import NAMESPACE, TIERS, ExtractConfig, ExtractText
 from pipeline.schema import DOCUMENT_SCHEMA
 
 LOG = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ DEFAULT_BYTES_PER_SHARD = 2 * 1024**3  # ~2 GiB of WARC input per output shard (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = ExtractConfig()
     p = argparse.ArgumentParser(prog="python -m pipeline.extract", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", action="extend", nargs="+", required=True,
                    help="WARC/ARC/WET file, glob or folder (repeatable); local, gs:// or s3://")
@@ -69,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects_shards", type=int, default=1, help="reject Parquet shards")
     p.add_argument("--config", help="YAML file with any of the stage flags below as keys")
     p.add_argument("--overwrite", action="store_true", help="recompute even if the output is complete")
+    add_stage_settings(p)
+    return p
+
+
+def add_stage_settings(p: argparse.ArgumentParser) -> None:
+    """The ``ExtractConfig`` flags (shared with ``pipeline.extract.refine``)."""
+    d = ExtractConfig()
     g = p.add_argument_group("stage settings")
     g.add_argument("--max_payload_bytes", type=int, default=d.max_payload_bytes,
                    help="decoded payload bytes read per record; larger records (and gzip bombs) are rejected")
@@ -88,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="characters of the page scored by the language identifier")
     g.add_argument("--exact_dedup", action=argparse.BooleanOptionalAction, default=d.exact_dedup,
                    help="drop pages whose payload is identical to an earlier record's before extraction")
+    g.add_argument("--tier", choices=TIERS, default=d.tier,
+                   help="fast: score resiliparse text and extract only the recalled pages precisely "
+                        "(pipeline.extract.refine); precise: the math-preserving extractor on every page")
     g.add_argument("--reshuffle_pages", action=argparse.BooleanOptionalAction, default=d.reshuffle_pages,
                    help="also spread pages (not only files) over workers")
-    return p
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], ExtractConfig]:

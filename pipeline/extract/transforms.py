@@ -48,6 +48,7 @@ STAGE = "extract"
 NAMESPACE = "extract"
 REJECTS = "rejects"
 # Outcomes that concern a whole file, not one record (not counted in ``records`` / ``pages_read``).
+TIERS = ("fast", "precise")
 FILE_LEVEL_REASONS = frozenset({"file_unreadable", "archive_error", "too_many_archive_errors", "whole_file_gzip"})
 
 
@@ -65,6 +66,9 @@ class ExtractConfig:
     langid_max_chars: int = 10_000
     reshuffle_pages: bool = False
     exact_dedup: bool = True  # drop identical payloads before extraction (pipeline.extract.exact_dups)
+    # fast: resiliparse text to score (pipeline.extract.fast_text); the pages the rounds recall are
+    # re-extracted precisely by pipeline.extract.refine. precise: html_math on every page (one tier).
+    tier: str = "fast"
 
     def __post_init__(self):
         self.reader()  # validates
@@ -75,6 +79,8 @@ class ExtractConfig:
             raise ValueError("langid_max_chars must be positive")
         if self.extract_processes < 1:
             raise ValueError("extract_processes must be >= 1")
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {TIERS}, got {self.tier!r}")
 
     def reader(self) -> ReaderConfig:
         return ReaderConfig(max_payload_bytes=self.max_payload_bytes, max_resyncs_per_file=self.max_resyncs_per_file)
@@ -242,8 +248,9 @@ class DecodeFn(beam.DoFn):
 
 
 class ExtractMainTextFn(beam.DoFn):
-    """``DecodedPage`` -> ``ExtractedPage``: main text with formulas as TeX, in a sandbox with a
-    time and memory limit; failures and empty pages rejected with their reason."""
+    """``DecodedPage`` -> ``ExtractedPage``: main text with formulas as TeX; failures and empty
+    pages rejected with their reason. The precise tier runs in a sandbox with a time and memory
+    limit; the fast tier (resiliparse, linear in the page) runs in the worker itself."""
 
     def __init__(self, config: ExtractConfig):
         self.config = config
@@ -251,9 +258,18 @@ class ExtractMainTextFn(beam.DoFn):
         self._timing = None
 
     def setup(self):
-        # One pool per worker process, shared by all threads (and DoFn instances) of that process.
-        self._pool = shared_pool(self.config.sandbox(), self.config.extract_processes)
+        if self.config.tier == "precise":
+            # One pool per worker process, shared by all threads (and DoFn instances) of that process.
+            self._pool = shared_pool(self.config.sandbox(), self.config.extract_processes)
         self._timing = Metrics.distribution(NAMESPACE, "extract_ms")
+
+    def _extract(self, html: str, url: str | None):
+        if self._pool is None:
+            from pipeline.extract.fast_text import fast_main_text
+
+            return fast_main_text(html, url)
+        with self._pool.lease() as extract:
+            return extract(html, url)
 
     def process(self, page):
         record = page.record
@@ -264,8 +280,7 @@ class ExtractMainTextFn(beam.DoFn):
             else:
                 started = time.monotonic()
                 try:
-                    with self._pool.lease() as extract:
-                        result = extract(page.html, record.url)
+                    result = self._extract(page.html, record.url)
                 except ExtractionError as exc:
                     _count(f"rejected:{exc.reason}")
                     yield beam.pvalue.TaggedOutput(REJECTS, reject_row(record, exc.reason, str(exc)))

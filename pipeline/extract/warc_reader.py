@@ -40,7 +40,7 @@ import gzip
 import io
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO
@@ -456,3 +456,60 @@ def read_archive(path: str, config: ReaderConfig | None = None,
     finally:
         with contextlib.suppress(Exception):
             stream.close()
+
+
+def read_records_at(path: str, offsets: Iterable[int], config: ReaderConfig | None = None,
+                    opener: Callable[[str], BinaryIO] = open_archive) -> Iterator[PageRecord | RecordOutcome]:
+    """The records of ``path`` that start at ``offsets`` (the ``warc_offset`` values this reader
+    gave), one item per distinct offset, in offset order: the same ``PageRecord`` that
+    ``read_archive`` yields for it, or a ``refetch_failed`` reject. Each record is read by seeking
+    to its offset; an archive where that does not work (one whole-file gzip stream, whose offsets
+    are in the decompressed stream) is read through once instead. Never raises for a bad file."""
+    config = config or ReaderConfig()
+    wanted = sorted({int(o) for o in offsets})
+    try:
+        stream = opener(path)
+    except Exception as exc:  # noqa: BLE001
+        for offset in wanted:
+            yield RecordOutcome("reject", "refetch_failed", path, offset, None,
+                                f"cannot open the archive: {type(exc).__name__}: {_one_line(exc)}")
+        return
+    missing: list[int] = []
+    try:
+        for offset in wanted:
+            item = _record_at(stream, path, offset, config)
+            if item is None:
+                missing.append(offset)
+            else:
+                yield item
+    finally:
+        with contextlib.suppress(Exception):
+            stream.close()
+    if missing:
+        yield from _scan_for(path, missing, config, opener)
+
+
+def _record_at(stream: BinaryIO, path: str, offset: int, config: ReaderConfig) -> PageRecord | RecordOutcome | None:
+    """The record at ``offset`` of ``stream``, or None when no record starts there."""
+    try:
+        stream.seek(offset)
+        record = next(ArchiveIterator(stream, arc2warc=True))
+        item = _page_from_record(record, path, offset, config)
+    except Exception:  # noqa: BLE001 - not a record boundary in this file: the caller scans
+        return None
+    return None if isinstance(item, RecordOutcome) and item.kind == "skip" else item
+
+
+def _scan_for(path: str, offsets: list[int], config: ReaderConfig,
+              opener: Callable[[str], BinaryIO]) -> Iterator[PageRecord | RecordOutcome]:
+    remaining = set(offsets)
+    for item in read_archive(path, config, opener):
+        offset = item.warc_offset if isinstance(item, PageRecord) else item.offset
+        if offset in remaining and (isinstance(item, PageRecord) or item.kind == "reject"):
+            remaining.discard(offset)
+            yield item
+            if not remaining:
+                return
+    for offset in sorted(remaining):
+        yield RecordOutcome("reject", "refetch_failed", path, offset, None,
+                            "no page record starts at this offset any more (was the archive replaced?)")

@@ -1,0 +1,165 @@
+"""HTML -> text good enough to score, fast: the first tier of the two-tier extraction.
+
+``fast_main_text(html, url)`` parses the page with resiliparse (lexbor, C++) and takes its
+main-content plain text. The TeX a page holds in markup that is cheap to read is put in place
+first, as ``$..$`` / ``$$..$$`` text: ``<script type="math/tex">`` (MathJax v2), KaTeX output (its
+``application/x-tex`` annotation, the rendered glyphs dropped), ``<math>`` with a TeX annotation
+or ``alttext``, and formula images (the same test as the precise extractor's,
+``math_formulas.tex_from_image``). TeX already written between delimiters in the text stays as it
+is. Everything else the precise extractor does (MathML conversion, restoring dropped formula
+sections, page-configured delimiters) is left to the second tier.
+
+This text decides which pages are recalled; it never reaches the corpus: the pages that are
+recalled are extracted again by ``html_math.extract_main_text`` (``pipeline.extract.refine``), so
+the corpus text is the precise extractor's, byte for byte.
+
+Never raises on bad HTML: any failure gives an empty text (callers count empty pages).
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from resiliparse.extract.html2text import extract_plain_text
+from resiliparse.parse.html import HTMLTree
+
+from .html_math import MAX_HTML_CHARS, Extracted
+from .math_formulas import clean_tex, tex_from_image
+
+__all__ = ["fast_main_text"]
+
+LOG = logging.getLogger(__name__)
+
+# The output classes MathJax v2 writes next to its ``math/tex`` scripts (glyph copies of them).
+_MJ2_COPIES = ".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_CHTML, .MJX_Assistive_MathML"
+_INLINE_WRAPPERS = {"span", "a", "em", "i", "b", "strong", "font", "sup", "sub"}
+_FORMULA_IMAGE_HINT = re.compile(r"latex|mimetex|mathtex|codecogs|cht=tx|mwe-math|class=\"?math|/math/render|formula")
+_TEX_ENCODINGS = {"application/x-tex", "text/x-tex", "tex", "latex", "application/x-latex", "text/latex"}
+
+
+class _Attrs:
+    """The ``.get`` of an lxml element over a resiliparse node (for ``tex_from_image``)."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def get(self, name: str, default=None):
+        value = self.node.getattr(name)
+        return default if value is None else value
+
+
+def _formula(tree: HTMLTree, tex: str, display: bool):
+    tex = clean_tex(tex)
+    if not tex:
+        return None
+    return tree.create_text_node(f" $${tex}$$ " if display else f"${tex}$")
+
+
+def _replace(tree: HTMLTree, node, tex: str | None, display: bool) -> int:
+    new = _formula(tree, tex or "", display)
+    parent = node.parent
+    if parent is None:
+        return 0
+    if new is None:
+        parent.remove_child(node)
+        return 0
+    parent.replace_child(new, node)
+    return 1
+
+
+def _annotation(node) -> str | None:
+    for ann in node.query_selector_all("annotation"):
+        if (ann.getattr("encoding") or "").lower() in _TEX_ENCODINGS:
+            return ann.text
+    return None
+
+
+def inline_markup_math(tree: HTMLTree, html: str) -> int:
+    """Put the TeX of the cheap markup formulas of ``tree`` (parsed from ``html``) in place as
+    delimited text; returns how many were put. Each kind is looked for only when the raw HTML
+    names it, so a page without math costs a few substring searches."""
+    body = tree.body
+    if body is None:
+        return 0
+    count = 0
+    lowered = html.lower()
+    if "katex" in lowered:
+        count += _katex(tree, body)
+    if "math/tex" in lowered or "math/x-tex" in lowered or "text/tex" in lowered:
+        count += _mathjax_scripts(tree, body)
+    if "<math" in lowered or ":math" in lowered:
+        count += _mathml(tree, body)
+    if "<img" in lowered and _FORMULA_IMAGE_HINT.search(lowered):
+        count += _images(tree, body)
+    return count
+
+
+def _katex(tree: HTMLTree, body) -> int:
+    count = 0
+    for node in body.query_selector_all(".katex-display, .katex"):
+        if node.parent is None or node.closest(".katex-display") not in (None, node):
+            continue  # the inner .katex of a display formula: replaced with its parent
+        count += _replace(tree, node, _annotation(node), node.class_list and "katex-display" in node.class_list)
+    return count
+
+
+def _mathjax_scripts(tree: HTMLTree, body) -> int:
+    count = 0
+    scripts = [s for s in body.query_selector_all("script")
+               if (s.getattr("type") or "").lower().replace("text/", "math/").startswith(("math/tex", "math/x-tex"))]
+    if scripts:
+        for copy in body.query_selector_all(_MJ2_COPIES):
+            if copy.parent is not None:
+                copy.parent.remove_child(copy)
+        for script in scripts:
+            count += _replace(tree, script, script.text, "mode=display" in (script.getattr("type") or "").lower())
+    return count
+
+
+def _mathml(tree: HTMLTree, body) -> int:
+    count = 0
+    for math in list(body.get_elements_by_tag_name("math")):
+        tex = _annotation(math) or math.getattr("alttext")
+        if tex and math.parent is not None:
+            count += _replace(tree, _formula_holder(math), tex, (math.getattr("display") or "").lower() == "block")
+    return count
+
+
+def _formula_holder(math):
+    """The largest inline element around ``math`` that holds nothing else with text (a wrapper
+    with a hidden assistive copy and a fallback image, as Wikipedia writes), else ``math``."""
+    own = len((math.text or "").strip())
+    node = math
+    while node.parent is not None and (node.parent.tag or "").lower() in _INLINE_WRAPPERS:
+        if len((node.parent.text or "").strip()) > own:
+            break
+        node = node.parent
+    return node
+
+
+def _images(tree: HTMLTree, body) -> int:
+    count = 0
+    for img in list(body.get_elements_by_tag_name("img")):
+        tex = tex_from_image(_Attrs(img))
+        if tex:
+            count += _replace(tree, img, tex, False)
+    return count
+
+
+def fast_main_text(html: str, url: str | None = None) -> Extracted:
+    """Main-content text of ``html`` with its cheap-to-read TeX in place (see the module
+    docstring); ``num_formulas`` counts the delimited formulas of the text. Never raises."""
+    from .transforms import count_tex_formulas
+
+    try:
+        if not html or not html.strip():
+            return Extracted(text="", title=None, num_formulas=0)
+        tree = HTMLTree.parse(html[:MAX_HTML_CHARS])
+        title = (tree.title or "").strip() or None
+        inline_markup_math(tree, html)
+        text = extract_plain_text(tree, main_content=True, preserve_formatting=True, alt_texts=False,
+                                  list_bullets=True).strip()
+        return Extracted(text=text, title=title, num_formulas=count_tex_formulas(text))
+    except Exception as exc:  # noqa: BLE001 - contract: never raise on bad HTML
+        LOG.debug("fast extraction failed for %s: %r", url, exc)
+        return Extracted(text="", title=None, num_formulas=0)
