@@ -20,11 +20,14 @@ from __future__ import annotations
 import logging
 import re
 
+import lxml.html
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
-from .html_math import MAX_HTML_CHARS, Extracted
-from .math_formulas import clean_tex, tex_from_image
+from .html_math import MAX_HTML_CHARS, Extracted, _finish_text, _strip_sentinels
+from .math_delimiters import page_delimiters
+from .mathml_to_latex import mathml_to_latex
+from .math_formulas import DISPLAY_CLOSE, DISPLAY_OPEN, INLINE_CLOSE, INLINE_OPEN, clean_tex, tex_from_image
 
 __all__ = ["fast_main_text"]
 
@@ -32,6 +35,7 @@ LOG = logging.getLogger(__name__)
 
 # The output classes MathJax v2 writes next to its ``math/tex`` scripts (glyph copies of them).
 _MJ2_COPIES = ".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_CHTML, .MJX_Assistive_MathML"
+_CONFIG_HINTS = ("inlinemath", "displaymath", "delimiters", "asciimath")
 _INLINE_WRAPPERS = {"span", "a", "em", "i", "b", "strong", "font", "sup", "sub"}
 _FORMULA_IMAGE_HINT = re.compile(r"latex|mimetex|mathtex|codecogs|cht=tx|mwe-math|class=\"?math|/math/render|formula")
 _TEX_ENCODINGS = {"application/x-tex", "text/x-tex", "tex", "latex", "application/x-latex", "text/latex"}
@@ -52,7 +56,7 @@ def _formula(tree: HTMLTree, tex: str, display: bool):
     tex = clean_tex(tex)
     if not tex:
         return None
-    return tree.create_text_node(f" $${tex}$$ " if display else f"${tex}$")
+    return tree.create_text_node(f"{DISPLAY_OPEN}{tex}{DISPLAY_CLOSE}" if display else f"{INLINE_OPEN}{tex}{INLINE_CLOSE}")
 
 
 def _replace(tree: HTMLTree, node, tex: str | None, display: bool) -> int:
@@ -82,7 +86,7 @@ def inline_markup_math(tree: HTMLTree, html: str) -> int:
     if body is None:
         return 0
     count = 0
-    lowered = html.lower()
+    lowered = html if html.islower() else html.lower()
     if "katex" in lowered:
         count += _katex(tree, body)
     if "math/tex" in lowered or "math/x-tex" in lowered or "text/tex" in lowered:
@@ -119,10 +123,19 @@ def _mathjax_scripts(tree: HTMLTree, body) -> int:
 def _mathml(tree: HTMLTree, body) -> int:
     count = 0
     for math in list(body.get_elements_by_tag_name("math")):
-        tex = _annotation(math) or math.getattr("alttext")
+        tex = _annotation(math) or math.getattr("alttext") or _converted(math)
         if tex and math.parent is not None:
             count += _replace(tree, _formula_holder(math), tex, (math.getattr("display") or "").lower() == "block")
     return count
+
+
+def _converted(math) -> str:
+    """MathML without TeX, converted to LaTeX (``mathml_to_latex``, bounded) from its markup."""
+    try:
+        element = lxml.html.fragment_fromstring(math.html)
+        return mathml_to_latex(element) or ""
+    except Exception:  # noqa: BLE001 - unconvertible MathML stays as its glyph text
+        return ""
 
 
 def _formula_holder(math):
@@ -146,20 +159,33 @@ def _images(tree: HTMLTree, body) -> int:
     return count
 
 
+def renderer_delimiters(tree: HTMLTree, lowered: str):
+    """The TeX delimiters the page configures for its renderer (``math_delimiters.page_delimiters``);
+    its scripts are read only when the raw HTML names a delimiter setting or AsciiMath."""
+    if not any(hint in lowered for hint in _CONFIG_HINTS):
+        return page_delimiters([])
+    scripts = tree.document.query_selector_all("script") if tree.document is not None else []
+    texts = [s.text or "" for s in scripts if not (s.getattr("type") or "").lower().startswith("math/")]
+    return page_delimiters(texts, [s.getattr("src") or "" for s in scripts])
+
+
 def fast_main_text(html: str, url: str | None = None) -> Extracted:
     """Main-content text of ``html`` with its cheap-to-read TeX in place (see the module
-    docstring); ``num_formulas`` counts the delimited formulas of the text. Never raises."""
-    from .transforms import count_tex_formulas
-
+    docstring). Formulas are written and counted as the precise extractor does: markup formulas
+    as ``$..$``/``$$..$$``, and TeX between the delimiters the page's renderer reads (a lone
+    ``$5 and $6`` is not a formula unless the page configures ``$``). Never raises."""
     try:
         if not html or not html.strip():
             return Extracted(text="", title=None, num_formulas=0)
-        tree = HTMLTree.parse(html[:MAX_HTML_CHARS])
+        html = _strip_sentinels(html[:MAX_HTML_CHARS])
+        tree = HTMLTree.parse(html)
         title = (tree.title or "").strip() or None
-        inline_markup_math(tree, html)
+        lowered = html.lower()
+        inline_markup_math(tree, lowered)
         text = extract_plain_text(tree, main_content=True, preserve_formatting=True, alt_texts=False,
                                   list_bullets=True).strip()
-        return Extracted(text=text, title=title, num_formulas=count_tex_formulas(text))
+        text, num_formulas = _finish_text(text, renderer_delimiters(tree, lowered))
+        return Extracted(text=text, title=title, num_formulas=num_formulas)
     except Exception as exc:  # noqa: BLE001 - contract: never raise on bad HTML
         LOG.debug("fast extraction failed for %s: %r", url, exc)
         return Extracted(text="", title=None, num_formulas=0)

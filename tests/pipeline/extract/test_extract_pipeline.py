@@ -151,7 +151,8 @@ def test_edge_cases_lose_only_the_broken_records(shared_run):
 
 # -- hostile inputs built here ------------------------------------------------------------------------
 
-def test_pathological_pages_become_counted_rejects(tmp_path):
+@pytest.mark.parametrize("tier", ["precise", "fast"])
+def test_pathological_pages_become_counted_rejects(tmp_path, tier):
     slow = b"<html><body>" + b"<p>word word word</p>" * 60_000 + b"</body></html>"  # ~1.3 MB of paragraphs
     good = html_page("Quadratic equations", ["The roots of $ax^2+bx+c=0$ are given by the quadratic formula."] * 3)
     path = write_warc(tmp_path / "hostile.warc.gz", [
@@ -164,22 +165,23 @@ def test_pathological_pages_become_counted_rejects(tmp_path):
         ("http://good.example/", *http_response(good)),
     ])
     out = tmp_path / "out"
-    summary = run_stage([path], out, "--max_payload_bytes", "2000000", "--extract_timeout_s", "1")
+    summary = run_stage([path], out, "--max_payload_bytes", "2000000", "--extract_timeout_s", "1", "--tier", tier)
     docs, rejects = read_output(out)
-    assert [d["url"] for d in docs] == ["http://good.example/"]
-    assert "$ax^2+bx+c=0$" in docs[0]["text"] or docs[0]["num_formulas"] >= 1
-    assert sorted((r["url"], r["reason"]) for r in rejects) == [
-        ("http://binary.example/", "binary_payload"),
-        ("http://bomb.example/", "content_encoding_bomb"),
-        ("http://deep.example/", "html_too_deep"),
-        ("http://empty.example/", "empty_text"),
-        ("http://huge.example/", "payload_too_large"),
-        ("http://slow.example/", "extract_timeout"),
-    ]
-    assert summary["rejected"] == {"binary_payload": 1, "content_encoding_bomb": 1, "empty_text": 1,
-                                   "extract_timeout": 1, "html_too_deep": 1, "payload_too_large": 1}
-    assert summary["pages_read"] == 7 and summary["pages_kept"] == 1 and summary["accounted"]
-    assert summary["counters"]["extract:rejected:extract_timeout"] == 1
+    # The precise extractor stops at libxml2's nesting limit and needs more than 1 s for the slow
+    # page; the fast tier (lexbor) reads both, in milliseconds.
+    extracted = {"precise": [], "fast": ["http://deep.example/", "http://slow.example/"]}[tier]
+    assert sorted(d["url"] for d in docs) == sorted(extracted + ["http://good.example/"])
+    good_row = next(d for d in docs if d["url"] == "http://good.example/")
+    assert "$ax^2+bx+c=0$" in good_row["text"] or good_row["num_formulas"] >= 1
+    expected = {("http://binary.example/", "binary_payload"), ("http://bomb.example/", "content_encoding_bomb"),
+                ("http://empty.example/", "empty_text"), ("http://huge.example/", "payload_too_large")}
+    if tier == "precise":
+        expected |= {("http://deep.example/", "html_too_deep"), ("http://slow.example/", "extract_timeout")}
+    assert sorted((r["url"], r["reason"]) for r in rejects) == sorted(expected)
+    assert summary["rejected"] == dict(sorted(__import__("collections").Counter(r for _, r in expected).items()))
+    assert summary["pages_read"] == 7 and summary["pages_kept"] == len(docs) and summary["accounted"]
+    if tier == "precise":
+        assert summary["counters"]["extract:rejected:extract_timeout"] == 1
 
 
 # -- the same results on every runner -------------------------------------------------------------------
