@@ -27,6 +27,7 @@ __all__ = [
     "MAX_INLINE_CHARS",
     "Delimiters",
     "append_formula",
+    "opener_regex",
     "page_delimiters",
     "rewrite_delimited_math",
 ]
@@ -100,7 +101,9 @@ def page_delimiters(script_texts: list[str], script_srcs: list[str] = ()) -> Del
 
 
 @lru_cache(maxsize=64)
-def _opener_regex(delims: Delimiters) -> re.Pattern:
+def opener_regex(delims: Delimiters) -> re.Pattern:
+    """A regex matching every opening delimiter ``delims`` reads (``\\begin{env}`` and, on
+    AsciiMath pages, the backtick included): text it does not match holds no delimited math."""
     openers = {left for left, _ in delims.inline + delims.display}
     alternatives = []
     for left in sorted(openers, key=len, reverse=True):
@@ -139,14 +142,18 @@ def append_formula(out: list[str], formula: str) -> None:
     out.append(formula)
 
 
-def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None) -> tuple[str, int]:
+def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None,
+                           tally: dict[str, int] | None = None) -> tuple[str, int]:
     """``text`` with every delimited formula written ``$..$`` / ``$$..$$``, and their count.
 
     ``asciimath_to_tex`` converts backtick AsciiMath when the page uses it (else kept as is).
+    ``tally``, when given, counts the formulas by source: ``delimited standard`` (``\\(``,
+    ``\\[``, ``$$``, environments), ``delimited configured`` (pairs the page configures) and
+    ``asciimath backticks``.
     """
     if not text:
         return text, 0
-    regex = _opener_regex(delims)
+    regex = opener_regex(delims)
     pairs: dict[str, tuple[str, bool]] = {}
     for left, right in delims.display:
         pairs.setdefault(left, (right, True))
@@ -172,6 +179,8 @@ def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None)
             out.append(text[pos : m.start()])
             append_formula(out, "$$" + text[m.start() : idx + len(close_tag)].strip() + "$$")
             count += 1
+            if tally is not None:
+                tally["delimited standard"] = tally.get("delimited standard", 0) + 1
             pos = idx + len(close_tag)
             continue
         if opener == "`":
@@ -191,6 +200,14 @@ def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None)
         out.append(text[pos : m.start()])
         append_formula(out, f"$${body}$$" if display else f"${body}$")
         count += 1
+        if tally is not None:
+            if opener == "`":
+                source = "asciimath backticks"
+            elif (opener, close) in STANDARD_INLINE + STANDARD_DISPLAY:
+                source = "delimited standard"
+            else:
+                source = "delimited configured"
+            tally[source] = tally.get(source, 0) + 1
         pos = idx + len(close)
     out.append(text[pos:])
     return "".join(out), count

@@ -20,8 +20,8 @@ twice) and its children are not visited. Mechanisms, in the order they are tried
    (``mwe-math-fallback-image``, Sphinx ``img.math``, ``latex``, ``tex``): the ``alt`` text,
    else the TeX in the URL query.
 6. Elements carrying TeX in an attribute (``data-tex``, ``data-latex``, ``data-expr``,
-   ``data-formula``, ``data-math``) or as the text of a custom element (``<tex>``, ``<latex>``,
-   ``<formula>``, ``<math-tex>``) or of an element classed ``math-tex``/``tex``/``latex``.
+   ``data-formula``, ``data-math``), and the elements ``math_renderer.mark_regions`` found whose
+   whole text is TeX a script typesets (custom elements, classed spans: no name list).
 7. A ``<div>`` whose own text is a display formula (Sphinx ``<div class="math">\\[..\\]</div>``)
    is retagged ``<p>`` so the extractor keeps it as a paragraph.
 
@@ -84,8 +84,6 @@ _MJ2_RENDERED = {
 }
 _NO_DESCEND = {"pre", "code", "textarea", "style", "script", "svg", "head", "title", "template"}
 _TEX_ATTRS = ("data-tex", "data-latex", "data-expr", "data-formula", "data-math")
-_TEX_TAGS = {"tex", "latex", "formula", "math-tex", "katex"}
-_TEX_CLASSES = {"math-tex", "tex", "latex", "mathtex"}
 _LATEX_IMG_SRC = re.compile(
     r"codecogs\.com|mimetex|mathtex|latex\.php|/latex\?|cht=tx|latex\.artofproblemsolving|wp\.com/latex|/math/render",
     re.IGNORECASE,
@@ -111,6 +109,7 @@ class RewriteStats:
     """What the rewrite found, by mechanism (for summaries and tests)."""
 
     by_mechanism: dict[str, int] = field(default_factory=dict)
+    source_of: dict[str, str] = field(default_factory=dict)  # TeX as written -> first mechanism
     dropped_duplicates: int = 0
     skipped_over_cap: int = 0
 
@@ -209,8 +208,9 @@ def _is_display(el: etree._Element, classes: set[str]) -> bool:
 
 
 class _Rewriter:
-    def __init__(self, root: etree._Element):
+    def __init__(self, root: etree._Element, tex_elements: dict[etree._Element, bool] | None = None):
         self.root = root
+        self.tex_elements = tex_elements or {}
         self.stats = RewriteStats()
         self.script_tex: set[str] = set()
         self.touched: list[etree._Element] = []  # parents that received a formula as loose text
@@ -238,6 +238,7 @@ class _Rewriter:
         if parent is not None:
             self.touched.append(parent)
         self.stats.add(mechanism)
+        self.stats.source_of.setdefault(tex, mechanism)
         return True
 
     def _remove(self, el: etree._Element, text: str = "") -> None:
@@ -285,8 +286,8 @@ class _Rewriter:
             value = el.get(attr)
             if value and _TEXLIKE.search(value):
                 return self.replace(el, value, _is_display(el, classes), "attribute")
-        if tag in _TEX_TAGS or classes & _TEX_CLASSES:
-            return self.tex_element(el, classes)
+        if self.tex_elements and el in self.tex_elements:
+            return self.replace(el, el.text, self.tex_elements[el], "tex element")
         if tag == "div" and el.text and _DISPLAY_TEXT.match(el.text) and not _has_block_child(el):
             el.tag = "p"
         return False
@@ -343,12 +344,6 @@ class _Rewriter:
             return self.replace(el, text, display, "mathjax3")
         self._remove(el)  # rendered glyphs only (CSS content): nothing readable to keep
         return True
-
-    def tex_element(self, el: etree._Element, classes: set[str]) -> bool:
-        text = "".join(el.itertext())
-        if not text.strip() or _has_delimiters(text) or not _TEXLIKE.search(text):
-            return False  # delimited TeX is handled in the text; plain words are not math
-        return self.replace(el, text, _is_display(el, classes), "tex element")
 
     def run(self) -> RewriteStats:
         stack = [self.root]
@@ -422,10 +417,9 @@ def _math_only(text: str) -> bool:
     return len(_MARKED.sub("", text).strip()) < 40
 
 
-def _has_delimiters(text: str) -> bool:
-    return bool(re.search(r"\\\(|\\\[|\$|\\begin\{", text))
+def rewrite_formulas(root: etree._Element, tex_elements: dict[etree._Element, bool] | None = None) -> RewriteStats:
+    """Replace, in place, every formula container under ``root`` by its sentinel-wrapped TeX.
 
-
-def rewrite_formulas(root: etree._Element) -> RewriteStats:
-    """Replace, in place, every formula container under ``root`` by its sentinel-wrapped TeX."""
-    return _Rewriter(root).run()
+    ``tex_elements`` (element -> display) are elements whose whole text is TeX (found by
+    ``math_renderer.mark_regions``); they are replaced by their text as a formula."""
+    return _Rewriter(root, tex_elements).run()
