@@ -67,7 +67,14 @@ LOG = logging.getLogger(__name__)
 
 MAX_HTML_CHARS = 4_000_000  # characters of HTML parsed per page; the rest is ignored
 
-_TEX_HINT = re.compile(r"\$\$|\\\[|\\\(|\\begin\{")  # delimited TeX may be in the page
+_TEX_HINTS = ("$$", "\\[", "\\(", "\\begin{")  # delimited TeX may be in the page
+
+
+def _may_hold_delimited_tex(html: str) -> bool:
+    """Whether the first ``MAX_HTML_CHARS`` of ``html`` hold a standard TeX delimiter
+    (substring scans: a regex alternation without a literal prefix is slow on large pages)."""
+    head = html if len(html) <= MAX_HTML_CHARS else html[:MAX_HTML_CHARS]
+    return any(hint in head for hint in _TEX_HINTS)
 _ALL_SENTINELS = SENTINELS + CODE_SENTINELS
 _MARKED = re.compile(
     "|".join(
@@ -105,7 +112,7 @@ _SENTINEL_RE = re.compile(f"[{_ALL_SENTINELS}]")
 
 def _strip_sentinels(text: str) -> str:
     """``text`` without the sentinel characters (``str.translate`` is slow on large pages)."""
-    return _SENTINEL_RE.sub("", text) if any(c in text for c in _ALL_SENTINELS) else text
+    return _SENTINEL_RE.sub("", text) if _SENTINEL_RE.search(text) else text
 
 
 def _parse(html: str) -> etree._Element | None:
@@ -197,16 +204,17 @@ def extract_main_text(html: str, url: str | None = None) -> Extracted:
             title = extract_title(root)
         except Exception:  # noqa: BLE001 - a title is optional
             title = None
-        scripts = [s.text or "" for s in root.iter("script") if not (s.get("type") or "").lower().startswith("math/")]
-        srcs = [s.get("src") or "" for s in root.iter("script")]
+        script_els = list(root.iter("script"))
+        scripts = [s.text or "" for s in script_els if not (s.get("type") or "").lower().startswith("math/")]
+        srcs = [s.get("src") or "" for s in script_els]
         delims = page_delimiters(scripts, srcs)
         renderer = read_renderer(
             scripts, srcs, [s.text or "" for s in root.iter("style")], [ln.get("href") or "" for ln in root.iter("link")]
         )
-        regions = mark_regions(root, renderer, opener_regex(delims))
+        regions = mark_regions(root, renderer, opener_regex(delims), html)
         stats = rewrite_formulas(root, regions.tex_elements)
         text = trafilatura.extract(root, url=url, include_comments=True) or ""
-        delimited = bool(_TEX_HINT.search(html, 0, MAX_HTML_CHARS) or _configured_math(delims))
+        delimited = _may_hold_delimited_tex(html) or _configured_math(delims)
         marked_in_text = text.count(INLINE_OPEN) + text.count(DISPLAY_OPEN)
         if text and (delimited or marked_in_text < stats.total):  # formulas may have been dropped
             text, _restored = restore_dropped_sections(text, list_blocks(root), _formula_test(delims))

@@ -59,6 +59,14 @@ _ASCIIMATH = re.compile(
 )
 
 
+def _may_name_asciimath(s: str) -> bool:
+    """A fast pre-test for ``_ASCIIMATH`` (a case-insensitive regex scan of large scripts is slow)."""
+    if not s:
+        return False
+    low = s.lower()
+    return "asciimath" in low or "am_" in low or "am.init" in low
+
+
 def _js_unescape(s: str) -> str:
     return re.sub(r"\\(.)", r"\1", s)
 
@@ -83,20 +91,22 @@ def page_delimiters(script_texts: list[str], script_srcs: list[str] = ()) -> Del
     inline = list(STANDARD_INLINE)
     display = list(STANDARD_DISPLAY)
     for text in script_texts:
-        if "Math" not in text and "left" not in text:
+        configured = "inlineMath" in text or "displayMath" in text
+        katex = "left" in text and "display" in text
+        if not (configured or katex):
             continue
-        for m in _CONFIG.finditer(text):
+        for m in _CONFIG.finditer(text) if configured else ():
             target = inline if m.group(1) == "inlineMath" else display
             for pair in _PAIR.finditer(_bracket_body(text, m.start(2))):
                 left, right = _js_unescape(pair.group(2)), _js_unescape(pair.group(4))
                 if left.strip() and right.strip() and (left, right) not in target:
                     target.append((left, right))
-        for m in _KATEX.finditer(text):
+        for m in _KATEX.finditer(text) if katex else ():
             left, right = _js_unescape(m.group(2)), _js_unescape(m.group(4))
             target = display if m.group(5) == "true" else inline
             if left.strip() and right.strip() and (left, right) not in target:
                 target.append((left, right))
-    asciimath = any(_ASCIIMATH.search(s) for s in list(script_srcs) + list(script_texts))
+    asciimath = any(_may_name_asciimath(s) and _ASCIIMATH.search(s) for s in list(script_srcs) + list(script_texts))
     return Delimiters(tuple(inline), tuple(display), asciimath)
 
 

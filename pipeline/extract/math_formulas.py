@@ -84,6 +84,22 @@ _MJ2_RENDERED = {
 }
 _NO_DESCEND = {"pre", "code", "textarea", "style", "script", "svg", "head", "title", "template"}
 _TEX_ATTRS = ("data-tex", "data-latex", "data-expr", "data-formula", "data-math")
+_TEX_ATTR_SET = frozenset(_TEX_ATTRS)
+_CLASS_HINT = re.compile(r"katex|MathJax|MJX|mjx|mwe-math")  # every class token ``visit`` checks holds one
+
+
+def _attributes_may_match(el: etree._Element) -> bool:
+    """Whether ``visit`` can match ``el`` (not a script, bare-matched or TeX element) by its attributes."""
+    keys = el.keys()
+    if not keys:
+        return False
+    if not _TEX_ATTR_SET.isdisjoint(keys):
+        return True
+    cls = el.get("class")
+    return bool(cls) and _CLASS_HINT.search(cls) is not None
+
+
+_BARE_MATCHES = frozenset({"math", "mjx-container", "div", "img"})  # may match without attributes
 _LATEX_IMG_SRC = re.compile(
     r"codecogs\.com|mimetex|mathtex|latex\.php|/latex\?|cht=tx|latex\.artofproblemsolving|wp\.com/latex|/math/render",
     re.IGNORECASE,
@@ -122,9 +138,11 @@ class RewriteStats:
 
 
 def _local(tag: object) -> str:
-    if not isinstance(tag, str):
-        return ""
-    return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1].lower()
+    if type(tag) is not str:
+        return "" if not isinstance(tag, str) else _local(str(tag))
+    if "}" in tag or ":" in tag:
+        return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1].lower()
+    return tag.lower()
 
 
 def _classes(el: etree._Element) -> set[str]:
@@ -260,7 +278,10 @@ class _Rewriter:
             return False
         if tag == "script":
             return self.script(el)
-        classes = _classes(el)
+        keys = el.keys()
+        if not keys and tag not in _BARE_MATCHES:  # no class, no attribute: only few can match
+            return bool(self.tex_elements) and el in self.tex_elements and self.tex_element(el)
+        classes = _classes(el) if "class" in keys else set()
         if self.has_math_scripts and classes & _MJ2_RENDERED and not tag.startswith("mjx-"):
             self._remove(el)
             self.stats.dropped_duplicates += 1
@@ -282,15 +303,19 @@ class _Rewriter:
         if tag == "img":
             tex = tex_from_image(el)
             return tex is not None and self.replace(el, tex, _is_display(el, classes), "image")
-        for attr in _TEX_ATTRS:
-            value = el.get(attr)
-            if value and _TEXLIKE.search(value):
-                return self.replace(el, value, _is_display(el, classes), "attribute")
+        if not _TEX_ATTR_SET.isdisjoint(keys):
+            for attr in _TEX_ATTRS:
+                value = el.get(attr)
+                if value and _TEXLIKE.search(value):
+                    return self.replace(el, value, _is_display(el, classes), "attribute")
         if self.tex_elements and el in self.tex_elements:
-            return self.replace(el, el.text, self.tex_elements[el], "tex element")
+            return self.tex_element(el)
         if tag == "div" and el.text and _DISPLAY_TEXT.match(el.text) and not _has_block_child(el):
             el.tag = "p"
         return False
+
+    def tex_element(self, el: etree._Element) -> bool:
+        return self.replace(el, el.text, self.tex_elements[el], "tex element")
 
     def script(self, el: etree._Element) -> bool:
         typ = el.get("type") or ""
@@ -346,14 +371,25 @@ class _Rewriter:
         return True
 
     def run(self) -> RewriteStats:
-        stack = [self.root]
+        """Visit every element depth-first in document order; a consumed element's children
+        are not visited, nor those of ``_NO_DESCEND`` elements. Elements without attributes
+        that no bare matcher handles are passed over without a call (the hot path)."""
+        tex = self.tex_elements
+        stack = self.root[::-1]
         while stack:
             el = stack.pop()
-            if el is not self.root and self.visit(el):
+            tag = el.tag
+            if type(tag) is not str:
+                continue  # comments, processing instructions, entities: no children
+            if "}" in tag or ":" in tag:
+                tag = _local(tag)
+            if (tag == "script" or tag in _BARE_MATCHES or (tex and el in tex) or _attributes_may_match(el)) and self.visit(
+                el
+            ):
                 continue
-            if _local(el.tag) in _NO_DESCEND:
+            if tag in _NO_DESCEND or not len(el):
                 continue
-            stack.extend(reversed(list(el)))
+            stack.extend(el[::-1])
         self.wrap_loose_formulas()
         return self.stats
 

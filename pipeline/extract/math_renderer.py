@@ -77,7 +77,6 @@ _RENDERER_SRC = re.compile(r"mathjax|katex|tex-(?:mml-)?(?:chtml|svg)|tex-mml|mm
 _RENDERER_TEXT = re.compile(
     r"\bMathJax\s*(?:\.|=|\[)|window\.MathJax|\bkatex\s*\.\s*render|renderMathInElement|\btex2jax\b|MathJax\.typeset",
 )
-_RENDERER_STYLE = re.compile(r"KaTeX_|\.katex\b|MathJax_|mjx-", re.IGNORECASE)
 _CLASS_OPTION = re.compile(
     r"\b(ignoreClass|ignoreHtmlClass|processClass|processHtmlClass)['\"]?\s*:\s*(['\"])((?:\\.|(?!\2).){1,300})\2"
 )
@@ -121,6 +120,8 @@ def read_renderer(script_texts: list[str], script_srcs: list[str], style_texts: 
     for text in script_texts:
         if not text:
             continue
+        if not ("MathJax" in text or "katex" in text or "renderMathInElement" in text or "tex2jax" in text):
+            continue  # a renderer's set-up names it
         if not loaded and _RENDERER_TEXT.search(text):
             loaded = True
         if "Class" not in text and "Tags" not in text:
@@ -134,7 +135,7 @@ def read_renderer(script_texts: list[str], script_srcs: list[str], style_texts: 
             else:
                 skip.update(v.lower() for v in values if re.fullmatch(r"[A-Za-z][\w-]*", v))
     if not loaded:
-        loaded = any(_RENDERER_STYLE.search(s) for s in style_texts if s)
+        loaded = any(("KaTeX_" in s or "katex" in s or "MathJax" in s or "mjx-" in s) for s in style_texts if s)
     ignore_re = _valid_regex("|".join(f"(?:{p})" for p in ignore), DEFAULT_IGNORE) if ignore else DEFAULT_IGNORE
     process_re = _valid_regex("|".join(f"(?:{p})" for p in process), DEFAULT_PROCESS) if process else DEFAULT_PROCESS
     return Renderer(loaded=loaded, ignore=ignore_re, process=process_re, skip_tags=frozenset(skip))
@@ -296,61 +297,109 @@ def _is_display(el: etree._Element, tag: str) -> bool:
     return tag in _BLOCK_TAGS
 
 
-def mark_regions(root: etree._Element, renderer: Renderer, delimiter_hint: re.Pattern) -> Regions:
+def _mark_code(el: etree._Element, regions: Regions) -> None:
+    text = "".join(el.itertext())
+    if not text.strip():
+        return
+    if _local(el.tag) == "pre" or "\n" in text.strip():
+        if len(el):
+            _flatten_code(el)
+        _wrap(el, CODE_OPEN, CODE_CLOSE)
+        regions.code_blocks += 1
+    elif _in_prose(el):
+        _wrap(el, INLINE_CODE_OPEN, INLINE_CODE_CLOSE)
+        regions.inline_code += 1
+
+
+def _protect_region(region: etree._Element, process: re.Pattern | None, regions: Regions, hint: re.Pattern,
+                    skipped: set[etree._Element]) -> None:  # fmt: skip
+    """Protect the text of ``region`` (a part the renderer skips), except below a process class."""
+    stack = [region]
+    while stack:
+        el = stack.pop()
+        if not isinstance(el.tag, str) or el in skipped:
+            continue
+        classes = el.get("class")
+        if process is not None and classes and el is not region and process.search(classes):
+            continue  # processing is on again below a process class
+        skipped.add(el)
+        if _local(el.tag) not in _CODE_TAGS:  # code is marked as code already
+            el.text = _protect(el.text, regions, hint)
+            for child in el:
+                child.tail = _protect(child.tail, regions, hint)
+            stack.extend(el)
+
+
+_SKIP_ANCESTORS = _UNREAD | _CODE_TAGS
+_CLASSED = etree.XPath("//*[@class]")
+_LITERAL = re.compile(r"[\w-]+")
+
+
+def _named(pattern: str, page_html: str | None) -> bool:
+    """Whether ``page_html`` may hold a class matching ``pattern`` (True when unknown).
+    Alternations of plain names are looked up as substrings: a regex scan of a large page is slow."""
+    if page_html is None:
+        return True
+    names = pattern.split("|")
+    if all(_LITERAL.fullmatch(n) for n in names):
+        return any(n in page_html for n in names)
+    return re.search(pattern, page_html) is not None
+
+
+def mark_regions(root: etree._Element, renderer: Renderer, delimiter_hint: re.Pattern,
+                 page_html: str | None = None) -> Regions:  # fmt: skip
     """Mark code and skipped regions in ``root`` (in place) and find the TeX elements.
 
-    Guarantees: every outermost ``<pre>`` is wrapped in ``CODE_OPEN``/``CODE_CLOSE`` and every
-    ``<code>`` outside a ``<pre>`` in the inline-code pair (a ``<code>`` whose text spans lines
+    Guarantees: every outermost ``<pre>`` is wrapped in ``CODE_OPEN``/``CODE_CLOSE`` (its
+    children replaced by the text a browser shows: line breaks and indentation kept) and every
+    ``<code>`` in prose outside a ``<pre>`` in the inline-code pair (one whose text spans lines
     counts as a block); in a region the renderer skips (ignore class, skip tag) each text piece
     that ``delimiter_hint`` matches is wrapped in ``PROTECT_OPEN``/``PROTECT_CLOSE`` (a process
     class inside turns processing back on); TeX elements are only looked for where the
-    renderer reads. The text of the tree is otherwise unchanged.
+    renderer reads. ``page_html``, when given, lets pages that never name an ignore class skip
+    that search. The text of the tree is otherwise unchanged.
     """
     regions = Regions()
+    codes = [el for el in root.iter(*_CODE_TAGS)]
+    skipped: set[etree._Element] = set()
+    for el in codes:
+        if el in skipped or el.getroottree().getroot() is not root:
+            continue  # inside a code element already marked (or removed by flattening)
+        if next(el.iterancestors(*_CODE_TAGS), None) is not None:
+            continue
+        _mark_code(el, regions)
+        skipped.update(el.iter())
     ignore = re.compile(rf"(?:^|\s)(?:{renderer.ignore})(?:\s|$)")
     process = re.compile(rf"(?:^|\s)(?:{renderer.process})(?:\s|$)")
-    groups: dict[tuple, list[tuple[etree._Element, int, str]]] = {}
-    stack: list[tuple[etree._Element, bool]] = [(root, False)]
-    while stack:
-        el, skipped = stack.pop()
-        tag = _local(el.tag)
-        if not tag or tag in _UNREAD:
+    ignore_named = _named(renderer.ignore, page_html)
+    process_named = _named(renderer.process, page_html)
+    skip_tags = [t for t in renderer.skip_tags - _CODE_TAGS - _UNREAD]
+    region_roots = list(root.iter(*skip_tags)) if skip_tags else []
+    if ignore_named:
+        region_roots += [el for el in _CLASSED(root) if ignore.search(el.get("class"))]
+    for region in region_roots:
+        if process_named and region.get("class") and process.search(region.get("class")):
             continue
-        classes = el.get("class") or ""
-        if classes and process.search(classes):
-            skipped = False
-        elif (classes and ignore.search(classes)) or tag in renderer.skip_tags - _CODE_TAGS:
-            skipped = True
-        if tag in _CODE_TAGS:
-            text = "".join(el.itertext())
-            if text.strip():
-                if tag == "pre" or "\n" in text.strip():
-                    if len(el):
-                        _flatten_code(el)
-                    _wrap(el, CODE_OPEN, CODE_CLOSE)
-                    regions.code_blocks += 1
-                elif _in_prose(el):
-                    _wrap(el, INLINE_CODE_OPEN, INLINE_CODE_CLOSE)
-                    regions.inline_code += 1
-            continue  # code holds no formula and no nested code block
-        if skipped:  # the text of el and the tails of its children are el's content
-            el.text = _protect(el.text, regions, delimiter_hint)
-            for child in el:
-                child.tail = _protect(child.tail, regions, delimiter_hint)
-        elif len(el) == 0 and el.text and (classes or tag not in HTML_TAGS):
-            evidence = tex_evidence(el.text)
-            key = (tag, " ".join(sorted(classes.split())))
-            groups.setdefault(key, []).append((el, evidence, tag))
-        stack.extend((child, skipped) for child in reversed(list(el)))
-    for (tag, classes), members in groups.items():
-        custom = tag not in HTML_TAGS
-        if not (custom or renderer.loaded):
+        _protect_region(region, process if process_named else None, regions, delimiter_hint, skipped)
+    groups: dict[tuple, list[etree._Element]] = {}
+    loaded = renderer.loaded
+    for el in root.iter():  # a Python pass is faster here than an XPath leaf query
+        tag = el.tag
+        if tag in HTML_TAGS and not loaded:
+            continue  # without a renderer only custom elements count
+        if type(tag) is not str or tag in _SKIP_ANCESTORS or len(el) or not el.text or not el.text.strip():
             continue
-        strong = sum(1 for _, ev, _ in members if ev == 2)
-        compatible = sum(1 for _, ev, _ in members if ev >= 1)
-        if strong == 0 or compatible < 0.8 * len(members):
+        classes = el.get("class")
+        if not (tag not in HTML_TAGS or classes) or el in skipped:
             continue
-        for el, evidence, t in members:
-            if evidence:
-                regions.tex_elements[el] = _is_display(el, t)
+        groups.setdefault((tag, " ".join(sorted(classes.split())) if classes else ""), []).append(el)
+    for (tag, _classes), members in groups.items():
+        if not any(("\\" in el.text or "^" in el.text or "_" in el.text) for el in members):
+            continue  # no member can be strong evidence
+        evidence = [tex_evidence(el.text) for el in members]
+        if 2 not in evidence or sum(1 for e in evidence if e) < 0.8 * len(members):
+            continue
+        for el, ev in zip(members, evidence):
+            if ev and next(el.iterancestors(*_SKIP_ANCESTORS), None) is None:
+                regions.tex_elements[el] = _is_display(el, _local(tag))
     return regions
