@@ -44,6 +44,7 @@ from urllib.parse import unquote
 from lxml import etree
 
 from .math_asciimath import asciimath_to_latex
+from .math_renderer import CODE_SENTINELS
 from .mathml_to_latex import mathml_to_latex
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
 INLINE_OPEN, INLINE_CLOSE = "\u2983", "\u2984"  # ⦃ ⦄
 DISPLAY_OPEN, DISPLAY_CLOSE = "\u2985", "\u2986"  # ⦅ ⦆
 SENTINELS = INLINE_OPEN + INLINE_CLOSE + DISPLAY_OPEN + DISPLAY_CLOSE
+
+_ALL_SENTINELS = SENTINELS + CODE_SENTINELS  # a formula never carries a code or protect mark
 
 MAX_FORMULAS = 20000
 MAX_TEX_CHARS = 20000
@@ -166,8 +169,8 @@ def clean_tex(tex: str | None) -> str:
     """TeX as it should appear in the text: trimmed, whitespace folded, no ``{\\displaystyle}`` wrapper."""
     if not tex:
         return ""
-    if any(c in tex for c in SENTINELS):
-        tex = re.sub(f"[{SENTINELS}]", "", tex)
+    if any(c in tex for c in _ALL_SENTINELS):
+        tex = re.sub(f"[{_ALL_SENTINELS}]", "", tex)
     tex = tex.strip()
     m = _DISPLAYSTYLE.match(tex)
     if m and _balanced(m.group(1)):

@@ -150,7 +150,7 @@ _STRONG = re.compile(
     r"\\[A-Za-z]{2,}|[\^_]\s*\{|(?<![A-Za-z0-9])[A-Za-z][\^_][A-Za-z0-9]|[)}\]][\^_][A-Za-z0-9]|\^[0-9]"
 )
 _WORD = re.compile(r"[^\W\d_]{4,}")
-_NOT_TEX = re.compile(r"://|www\.|@\w|\w\.\w{2,4}\b|^\s*[#/]|[;]\s*$|</?[a-z]|=>|\+\+|&&|\|\|")
+_NOT_TEX = re.compile(r"://|www\.|@\w|[A-Za-z]{2}\.(?:com|org|net|html?|php|js|py|io)\b|^\s*[#/]|[;]\s*$|</?[a-z]|=>|\+\+|&&|\|\|")
 
 
 def _balanced(text: str) -> bool:
@@ -331,6 +331,7 @@ def _protect_region(region: etree._Element, process: re.Pattern | None, regions:
 
 
 _SKIP_ANCESTORS = _UNREAD | _CODE_TAGS
+_MATHML_TEXT = frozenset({"annotation", "annotation-xml"})  # TeX of a formula the rewrite reads, not text
 _CLASSED = etree.XPath("//*[@class]")
 _LITERAL = re.compile(r"[\w-]+")
 
@@ -373,7 +374,7 @@ def mark_regions(root: etree._Element, renderer: Renderer, delimiter_hint: re.Pa
     process = re.compile(rf"(?:^|\s)(?:{renderer.process})(?:\s|$)")
     ignore_named = _named(renderer.ignore, page_html)
     process_named = _named(renderer.process, page_html)
-    skip_tags = [t for t in renderer.skip_tags - _CODE_TAGS - _UNREAD]
+    skip_tags = [t for t in renderer.skip_tags - _CODE_TAGS - _UNREAD - _MATHML_TEXT]
     region_roots = list(root.iter(*skip_tags)) if skip_tags else []
     if ignore_named:
         region_roots += [el for el in _CLASSED(root) if ignore.search(el.get("class"))]
