@@ -11,6 +11,7 @@ On the real HTML pages of ``shared/data/html`` it measures, for both extractors 
   words such as ``\\frac`` are markup and not counted), micro-averaged over words;
 * retention on a held-out part: the math pages whose sha256 starts with ``c``-``f`` were not
   looked at while the renderer-reading step (``math_renderer``) was written;
+* retention by origin: the same measure split by where the finder found each formula;
 * formulas by source (``Extracted.formula_sources``: the mechanism or delimiter kind that
   gave each formula in the output), summed over the math pages;
 * code blocks: every ``<pre>`` with at least two non-blank lines in the pages' source (found
@@ -141,6 +142,8 @@ class Result:
     code_blocks: int = 0
     code_kept: int = 0
     sources: Counter = field(default_factory=Counter)
+    origin_total: Counter = field(default_factory=Counter)  # source formulas by the finder's origin
+    origin_kept: Counter = field(default_factory=Counter)
 
 
 def load_pages(data: Path) -> tuple[list[dict], dict[str, str]]:
@@ -172,7 +175,11 @@ def run(data: Path, repeat: int) -> tuple[dict[str, Result], list[dict]]:
             res.pages += 1
             res.bytes += len(html.encode("utf-8"))
             if row["file"] in sources and row["label"] == "math":
-                kept, _lost = retention(sources[row["file"]], text)
+                kept, lost = retention(sources[row["file"]], text)
+                lost_ids = {id(f) for f in lost}
+                for f in sources[row["file"]]:
+                    res.origin_total[f.origin] += 1
+                    res.origin_kept[f.origin] += id(f) not in lost_ids
                 res.formulas += len(sources[row["file"]])
                 res.kept += kept
                 res.per_page[row["file"]] = (kept, len(sources[row["file"]]))
@@ -221,6 +228,11 @@ def print_table(results: dict[str, Result]) -> None:
 
 
 def print_sources(results: dict[str, Result]) -> None:
+    print("\nretention by where the formula is in the source (the finder's origin)")
+    names = list(results)
+    print(f"  {'origin':24s} " + " ".join(f"{n[:18]:>18s}" for n in names))
+    for origin, total in results[names[-1]].origin_total.most_common():
+        print(f"  {origin:24s} " + " ".join(f"{results[n].origin_kept[origin]:>9d}/{total:<8d}" for n in names))
     sources = results["html_math (ours)"].sources
     print(f"\nformulas in our output on the math pages, by source ({sum(sources.values())} in all)")
     for name, n in sources.most_common():
