@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import lxml.html
 import trafilatura
@@ -56,6 +56,7 @@ from .math_renderer import (
     INLINE_CODE_OPEN,
     PROTECT_CLOSE,
     PROTECT_OPEN,
+    dollars_are_math,
     mark_regions,
     read_renderer,
 )
@@ -211,6 +212,8 @@ def extract_main_text(html: str, url: str | None = None) -> Extracted:
         renderer = read_renderer(
             scripts, srcs, [s.text or "" for s in root.iter("style")], [ln.get("href") or "" for ln in root.iter("link")]
         )
+        if ("$", "$") not in delims.inline and dollars_are_math(html, renderer):
+            delims = replace(delims, inline=delims.inline + (("$", "$"),))
         regions = mark_regions(root, renderer, opener_regex(delims), html)
         stats = rewrite_formulas(root, regions.tex_elements)
         text = trafilatura.extract(root, url=url, include_comments=True) or ""

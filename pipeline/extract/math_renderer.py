@@ -41,6 +41,7 @@ __all__ = [
     "PROTECT_OPEN",
     "Regions",
     "Renderer",
+    "dollars_are_math",
     "mark_regions",
     "read_renderer",
     "tex_evidence",
@@ -189,6 +190,25 @@ def tex_evidence(text: str) -> int:
     if not strong and len(bare.split()) > 8:
         return 0
     return 2 if strong else 1
+
+
+_DOLLAR_PAIR = re.compile(r"(?<![\\$])\$(?!\$)([^$<>\n]{1,300}?)(?<![\\$])\$(?!\$)")
+MIN_INFERRED_DOLLARS = 3  # TeX-bodied $..$ pairs needed to infer that a renderer reads $
+
+
+def dollars_are_math(page_text: str, renderer: Renderer) -> bool:
+    """Whether single ``$`` delimits math on a page whose configuration is not visible (loaded
+    from a file or bundle): a renderer is loaded and at least ``MIN_INFERRED_DOLLARS`` ``$..$``
+    pairs, and most of them, hold strong TeX (``\\alpha``, ``x^{2}``); prices never do."""
+    if not renderer.loaded or page_text.count("$") < 2 * MIN_INFERRED_DOLLARS:
+        return False
+    strong = total = 0
+    for m in _DOLLAR_PAIR.finditer(page_text):
+        total += 1
+        strong += tex_evidence(m.group(1).replace("&amp;", "&")) == 2
+        if total > 400:
+            break
+    return strong >= MIN_INFERRED_DOLLARS and strong >= 0.5 * total
 
 
 # -- the tree walk ----------------------------------------------------------------------------

@@ -228,3 +228,18 @@ def test_restored_table_rows_are_lines_with_cells(shared_data):
 
     root = lxml.html.fromstring("<table><tr><td>a</td><td>⦃x^2⦄</td></tr><tr><td>b</td><td>c</td></tr></table>")
     assert [b.text for b in list_blocks(root)] == ["a | ⦃x^2⦄", "b | c"]
+
+
+def test_dollars_inferred_when_the_config_is_in_an_external_file():
+    head = '<script src="/assets/mathjax-config.js"></script><script src="/vendor/mathjax/tex-chtml.js"></script>'
+    html = page(
+        "<p>The loss $\\mathcal{L}(\\theta)$ is minimised over $\\theta \\in \\mathbb{R}^d$ with step "
+        "$\\eta_t = t^{-1/2}$ in this long sentence about optimisation.</p>",
+        head,
+    )
+    out = text_of(html)
+    assert "$\\mathcal{L}(\\theta)$" in out and extract_main_text(html).num_formulas == 3
+    prices = page("<p>Plans cost $5 a month, $50 a year, or $99 once; the $5 plan has ads in it.</p>", head)
+    assert extract_main_text(prices).num_formulas == 0
+    no_renderer = html.replace(head, "")
+    assert extract_main_text(no_renderer).num_formulas == 0
