@@ -1,7 +1,11 @@
 """HTML -> main text with the math kept as TeX.
 
-Method (four steps, each in its own module):
+Method (five steps, each in its own module):
 
+0. ``math_renderer``: what the page tells its renderer (MathJax/KaTeX loaded, ignore/process
+   classes, skip tags); code blocks and inline code marked (written fenced / backticked at the
+   end, their delimiters not math), text in regions the renderer skips protected, and the
+   elements whose whole text is TeX (custom elements, classed spans) found.
 1. ``math_formulas.rewrite_formulas``: on the parsed lxml tree, every formula held as markup
    (MathJax/KaTeX scripts and rendered output, MathML, Wikipedia math, LaTeX images, TeX
    attributes and custom elements) is replaced in place by its TeX, wrapped in sentinel
