@@ -9,6 +9,15 @@ On the real HTML pages of ``shared/data/html`` it measures, for both extractors 
 * main-text precision and recall against the reference main texts of ``main_text.jsonl``
   (65 readability pages), as bags of words (CJK characters count one by one; TeX control
   words such as ``\\frac`` are markup and not counted), micro-averaged over words;
+* retention on a held-out part: the math pages whose sha256 starts with ``c``-``f`` were not
+  looked at while the renderer-reading step (``math_renderer``) was written;
+* retention by origin: the same measure split by where the finder found each formula;
+* formulas by source (``Extracted.formula_sources``: the mechanism or delimiter kind that
+  gave each formula in the output), summed over the math pages;
+* code blocks: every ``<pre>`` with at least two non-blank lines in the pages' source (found
+  by a regex, not the extractor's tree); one is kept when all its lines, indentation
+  included, appear in order inside one fenced block of the output (for plain trafilatura,
+  which writes no fences: anywhere in the text, one per line);
 * the same on prose only ("P/R (prose)"): the math spans (``$..$``, ``$$..$$``, ``\\(..\\)``,
   ``\\[..\\]``, environments) removed from the output and the reference first, since some
   references render formulas as glyph text or leave them out, so kept formulas count as
@@ -54,12 +63,61 @@ def bag_of_words(text: str) -> Counter:
     return Counter(t.lower() for t in _TOKEN.findall(text))
 
 
+HELD_OUT = tuple("cdef")  # first hex digit of the sha256 of the held-out math pages
+
+_PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre\s*>", re.IGNORECASE | re.DOTALL)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_LINE_END = re.compile(r"</(?:div|p|li|tr)\s*>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[^>]+>")
+_FENCED = re.compile(r"^(```|~~~)\n(.*?)\n\1$", re.MULTILINE | re.DOTALL)
+
+
+def source_code_blocks(page_html: str) -> list[list[str]]:
+    """The lines (right-stripped, indentation kept) of each ``<pre>`` with >= 2 non-blank lines."""
+    import html as html_lib
+
+    blocks = []
+    for m in _PRE.finditer(page_html):
+        body = _LINE_END.sub("\n", _BR.sub("\n", m.group(1)))
+        text = html_lib.unescape(_ANY_TAG.sub("", body))
+        lines = [line.rstrip() for line in text.split("\n") if line.strip()]
+        if len(lines) >= 2:
+            blocks.append(lines)
+    return blocks
+
+
+def _lines_in_order(lines: list[str], haystack: list[str]) -> bool:
+    pos = 0
+    for line in lines:
+        try:
+            pos = haystack.index(line, pos) + 1
+        except ValueError:
+            return False
+    return True
+
+
+def code_kept(blocks: list[list[str]], text: str, fenced: bool) -> int:
+    """How many of ``blocks`` the output keeps intact (inside one fence when ``fenced``)."""
+    if fenced:
+        hays = [[ln.rstrip() for ln in m.group(2).split("\n") if ln.strip()] for m in _FENCED.finditer(text)]
+    else:
+        hays = [[ln.rstrip() for ln in text.split("\n") if ln.strip()]]
+    return sum(1 for b in blocks if any(_lines_in_order(b, h) for h in hays))
+
+
 def plain_trafilatura(html: str) -> str:
     return trafilatura.extract(html) or ""
 
 
+
+
 def ours(html: str) -> str:
-    return extract_main_text(html).text
+    result = extract_main_text(html)
+    ours.last_sources = result.formula_sources
+    return result.text
+
+
+ours.last_sources = {}
 
 
 EXTRACTORS = {"trafilatura (plain)": plain_trafilatura, "html_math (ours)": ours}
@@ -79,6 +137,13 @@ class Result:
     prose_out_words: int = 0
     prose_ref_words: int = 0
     per_page: dict[str, tuple[int, int]] = field(default_factory=dict)
+    held_formulas: int = 0
+    held_kept: int = 0
+    code_blocks: int = 0
+    code_kept: int = 0
+    sources: Counter = field(default_factory=Counter)
+    origin_total: Counter = field(default_factory=Counter)  # source formulas by the finder's origin
+    origin_kept: Counter = field(default_factory=Counter)
 
 
 def load_pages(data: Path) -> tuple[list[dict], dict[str, str]]:
@@ -94,6 +159,7 @@ def run(data: Path, repeat: int) -> tuple[dict[str, Result], list[dict]]:
     rows, refs = load_pages(data)
     htmls = {r["file"]: (data / r["file"]).read_bytes().decode("utf-8", errors="replace") for r in rows}
     sources = {f: find_source_formulas(h) for f, h in htmls.items() if f.startswith("html/math/")}
+    code = {f: source_code_blocks(h) for f, h in htmls.items()}
     results = {name: Result() for name in EXTRACTORS}
     for fn in EXTRACTORS.values():  # warm-up: one-time set-up (imports, stylesheet, grammar)
         for row in rows:
@@ -109,10 +175,22 @@ def run(data: Path, repeat: int) -> tuple[dict[str, Result], list[dict]]:
             res.pages += 1
             res.bytes += len(html.encode("utf-8"))
             if row["file"] in sources and row["label"] == "math":
-                kept, _lost = retention(sources[row["file"]], text)
+                kept, lost = retention(sources[row["file"]], text)
+                lost_ids = {id(f) for f in lost}
+                for f in sources[row["file"]]:
+                    res.origin_total[f.origin] += 1
+                    res.origin_kept[f.origin] += id(f) not in lost_ids
                 res.formulas += len(sources[row["file"]])
                 res.kept += kept
                 res.per_page[row["file"]] = (kept, len(sources[row["file"]]))
+                if row["sha256"][0] in HELD_OUT:
+                    res.held_formulas += len(sources[row["file"]])
+                    res.held_kept += kept
+                if fn is ours:
+                    res.sources.update(ours.last_sources)
+            if code[row["file"]]:
+                res.code_blocks += len(code[row["file"]])
+                res.code_kept += code_kept(code[row["file"]], text, fenced=fn is ours)
             if row["file"] in refs:
                 out, ref = bag_of_words(text), bag_of_words(refs[row["file"]])
                 res.overlap += sum((out & ref).values())
@@ -129,7 +207,7 @@ def print_table(results: dict[str, Result]) -> None:
     base = results["trafilatura (plain)"]
     header = (
         f"{'extractor':22s} {'pages':>5s} {'pages/s/core':>12s} {'MB/s':>6s} {'speed vs plain':>14s} "
-        f"{'formula retention':>18s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'P (prose)':>9s} {'R (prose)':>9s}"
+        f"{'formula retention':>18s} {'held-out':>16s} {'code blocks':>12s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'P (prose)':>9s} {'R (prose)':>9s}"
     )
     print(header)
     print("-" * len(header))
@@ -140,11 +218,25 @@ def print_table(results: dict[str, Result]) -> None:
         rec = r.overlap / max(1, r.ref_words)
         f1 = 2 * prec * rec / max(1e-9, prec + rec)
         ret = f"{r.kept}/{r.formulas} = {r.kept / max(1, r.formulas):.1%}"
+        held = f"{r.held_kept}/{r.held_formulas} = {r.held_kept / max(1, r.held_formulas):.1%}"
+        code = f"{r.code_kept}/{r.code_blocks}"
         print(
             f"{name:22s} {r.pages:5d} {pps:12.1f} {mbs:6.2f} {pps / (base.pages / base.cpu_s):13.2f}x "
-            f"{ret:>18s} {prec:9.3f} {rec:7.3f} {f1:6.3f} "
+            f"{ret:>18s} {held:>16s} {code:>12s} {prec:9.3f} {rec:7.3f} {f1:6.3f} "
             f"{r.prose_overlap / max(1, r.prose_out_words):9.3f} {r.prose_overlap / max(1, r.prose_ref_words):9.3f}"
         )
+
+
+def print_sources(results: dict[str, Result]) -> None:
+    print("\nretention by where the formula is in the source (the finder's origin)")
+    names = list(results)
+    print(f"  {'origin':24s} " + " ".join(f"{n[:18]:>18s}" for n in names))
+    for origin, total in results[names[-1]].origin_total.most_common():
+        print(f"  {origin:24s} " + " ".join(f"{results[n].origin_kept[origin]:>9d}/{total:<8d}" for n in names))
+    sources = results["html_math (ours)"].sources
+    print(f"\nformulas in our output on the math pages, by source ({sum(sources.values())} in all)")
+    for name, n in sources.most_common():
+        print(f"  {name:24s} {n:6d}")
 
 
 def print_per_page(results: dict[str, Result]) -> None:
@@ -191,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results, _ = run(args.data, args.repeat)
     print_table(results)
+    print_sources(results)
     if args.per_page:
         print_per_page(results)
     if args.plot:

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_INLINE_CHARS",
     "Delimiters",
     "append_formula",
+    "opener_regex",
     "page_delimiters",
     "rewrite_delimited_math",
 ]
@@ -58,6 +59,14 @@ _ASCIIMATH = re.compile(
 )
 
 
+def _may_name_asciimath(s: str) -> bool:
+    """A fast pre-test for ``_ASCIIMATH`` (a case-insensitive regex scan of large scripts is slow)."""
+    if not s:
+        return False
+    low = s.lower()
+    return "asciimath" in low or "am_" in low or "am.init" in low
+
+
 def _js_unescape(s: str) -> str:
     return re.sub(r"\\(.)", r"\1", s)
 
@@ -82,25 +91,29 @@ def page_delimiters(script_texts: list[str], script_srcs: list[str] = ()) -> Del
     inline = list(STANDARD_INLINE)
     display = list(STANDARD_DISPLAY)
     for text in script_texts:
-        if "Math" not in text and "left" not in text:
+        configured = "inlineMath" in text or "displayMath" in text
+        katex = "left" in text and "display" in text
+        if not (configured or katex):
             continue
-        for m in _CONFIG.finditer(text):
+        for m in _CONFIG.finditer(text) if configured else ():
             target = inline if m.group(1) == "inlineMath" else display
             for pair in _PAIR.finditer(_bracket_body(text, m.start(2))):
                 left, right = _js_unescape(pair.group(2)), _js_unescape(pair.group(4))
                 if left.strip() and right.strip() and (left, right) not in target:
                     target.append((left, right))
-        for m in _KATEX.finditer(text):
+        for m in _KATEX.finditer(text) if katex else ():
             left, right = _js_unescape(m.group(2)), _js_unescape(m.group(4))
             target = display if m.group(5) == "true" else inline
             if left.strip() and right.strip() and (left, right) not in target:
                 target.append((left, right))
-    asciimath = any(_ASCIIMATH.search(s) for s in list(script_srcs) + list(script_texts))
+    asciimath = any(_may_name_asciimath(s) and _ASCIIMATH.search(s) for s in list(script_srcs) + list(script_texts))
     return Delimiters(tuple(inline), tuple(display), asciimath)
 
 
 @lru_cache(maxsize=64)
-def _opener_regex(delims: Delimiters) -> re.Pattern:
+def opener_regex(delims: Delimiters) -> re.Pattern:
+    """A regex matching every opening delimiter ``delims`` reads (``\\begin{env}`` and, on
+    AsciiMath pages, the backtick included): text it does not match holds no delimited math."""
     openers = {left for left, _ in delims.inline + delims.display}
     alternatives = []
     for left in sorted(openers, key=len, reverse=True):
@@ -139,14 +152,18 @@ def append_formula(out: list[str], formula: str) -> None:
     out.append(formula)
 
 
-def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None) -> tuple[str, int]:
+def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None,
+                           tally: dict[str, int] | None = None) -> tuple[str, int]:
     """``text`` with every delimited formula written ``$..$`` / ``$$..$$``, and their count.
 
     ``asciimath_to_tex`` converts backtick AsciiMath when the page uses it (else kept as is).
+    ``tally``, when given, counts the formulas by source: ``delimited standard`` (``\\(``,
+    ``\\[``, ``$$``, environments), ``delimited configured`` (pairs the page configures) and
+    ``asciimath backticks``.
     """
     if not text:
         return text, 0
-    regex = _opener_regex(delims)
+    regex = opener_regex(delims)
     pairs: dict[str, tuple[str, bool]] = {}
     for left, right in delims.display:
         pairs.setdefault(left, (right, True))
@@ -172,6 +189,8 @@ def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None)
             out.append(text[pos : m.start()])
             append_formula(out, "$$" + text[m.start() : idx + len(close_tag)].strip() + "$$")
             count += 1
+            if tally is not None:
+                tally["delimited standard"] = tally.get("delimited standard", 0) + 1
             pos = idx + len(close_tag)
             continue
         if opener == "`":
@@ -191,6 +210,14 @@ def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None)
         out.append(text[pos : m.start()])
         append_formula(out, f"$${body}$$" if display else f"${body}$")
         count += 1
+        if tally is not None:
+            if opener == "`":
+                source = "asciimath backticks"
+            elif (opener, close) in STANDARD_INLINE + STANDARD_DISPLAY:
+                source = "delimited standard"
+            else:
+                source = "delimited configured"
+            tally[source] = tally.get(source, 0) + 1
         pos = idx + len(close)
     out.append(text[pos:])
     return "".join(out), count

@@ -20,8 +20,8 @@ twice) and its children are not visited. Mechanisms, in the order they are tried
    (``mwe-math-fallback-image``, Sphinx ``img.math``, ``latex``, ``tex``): the ``alt`` text,
    else the TeX in the URL query.
 6. Elements carrying TeX in an attribute (``data-tex``, ``data-latex``, ``data-expr``,
-   ``data-formula``, ``data-math``) or as the text of a custom element (``<tex>``, ``<latex>``,
-   ``<formula>``, ``<math-tex>``) or of an element classed ``math-tex``/``tex``/``latex``.
+   ``data-formula``, ``data-math``), and the elements ``math_renderer.mark_regions`` found whose
+   whole text is TeX a script typesets (custom elements, classed spans: no name list).
 7. A ``<div>`` whose own text is a display formula (Sphinx ``<div class="math">\\[..\\]</div>``)
    is retagged ``<p>`` so the extractor keeps it as a paragraph.
 
@@ -44,6 +44,7 @@ from urllib.parse import unquote
 from lxml import etree
 
 from .math_asciimath import asciimath_to_latex
+from .math_renderer import CODE_SENTINELS
 from .mathml_to_latex import mathml_to_latex
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
 INLINE_OPEN, INLINE_CLOSE = "\u2983", "\u2984"  # ⦃ ⦄
 DISPLAY_OPEN, DISPLAY_CLOSE = "\u2985", "\u2986"  # ⦅ ⦆
 SENTINELS = INLINE_OPEN + INLINE_CLOSE + DISPLAY_OPEN + DISPLAY_CLOSE
+
+_ALL_SENTINELS = SENTINELS + CODE_SENTINELS  # a formula never carries a code or protect mark
 
 MAX_FORMULAS = 20000
 MAX_TEX_CHARS = 20000
@@ -84,8 +87,22 @@ _MJ2_RENDERED = {
 }
 _NO_DESCEND = {"pre", "code", "textarea", "style", "script", "svg", "head", "title", "template"}
 _TEX_ATTRS = ("data-tex", "data-latex", "data-expr", "data-formula", "data-math")
-_TEX_TAGS = {"tex", "latex", "formula", "math-tex", "katex"}
-_TEX_CLASSES = {"math-tex", "tex", "latex", "mathtex"}
+_TEX_ATTR_SET = frozenset(_TEX_ATTRS)
+_CLASS_HINT = re.compile(r"katex|MathJax|MJX|mjx|mwe-math")  # every class token ``visit`` checks holds one
+
+
+def _attributes_may_match(el: etree._Element) -> bool:
+    """Whether ``visit`` can match ``el`` (not a script, bare-matched or TeX element) by its attributes."""
+    keys = el.keys()
+    if not keys:
+        return False
+    if not _TEX_ATTR_SET.isdisjoint(keys):
+        return True
+    cls = el.get("class")
+    return bool(cls) and _CLASS_HINT.search(cls) is not None
+
+
+_BARE_MATCHES = frozenset({"math", "mjx-container", "div", "img"})  # may match without attributes
 _LATEX_IMG_SRC = re.compile(
     r"codecogs\.com|mimetex|mathtex|latex\.php|/latex\?|cht=tx|latex\.artofproblemsolving|wp\.com/latex|/math/render",
     re.IGNORECASE,
@@ -111,6 +128,7 @@ class RewriteStats:
     """What the rewrite found, by mechanism (for summaries and tests)."""
 
     by_mechanism: dict[str, int] = field(default_factory=dict)
+    source_of: dict[str, str] = field(default_factory=dict)  # TeX as written -> first mechanism
     dropped_duplicates: int = 0
     skipped_over_cap: int = 0
 
@@ -123,9 +141,11 @@ class RewriteStats:
 
 
 def _local(tag: object) -> str:
-    if not isinstance(tag, str):
-        return ""
-    return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1].lower()
+    if type(tag) is not str:
+        return "" if not isinstance(tag, str) else _local(str(tag))
+    if "}" in tag or ":" in tag:
+        return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1].lower()
+    return tag.lower()
 
 
 def _classes(el: etree._Element) -> set[str]:
@@ -149,8 +169,8 @@ def clean_tex(tex: str | None) -> str:
     """TeX as it should appear in the text: trimmed, whitespace folded, no ``{\\displaystyle}`` wrapper."""
     if not tex:
         return ""
-    if any(c in tex for c in SENTINELS):
-        tex = re.sub(f"[{SENTINELS}]", "", tex)
+    if any(c in tex for c in _ALL_SENTINELS):
+        tex = re.sub(f"[{_ALL_SENTINELS}]", "", tex)
     tex = tex.strip()
     m = _DISPLAYSTYLE.match(tex)
     if m and _balanced(m.group(1)):
@@ -209,8 +229,9 @@ def _is_display(el: etree._Element, classes: set[str]) -> bool:
 
 
 class _Rewriter:
-    def __init__(self, root: etree._Element):
+    def __init__(self, root: etree._Element, tex_elements: dict[etree._Element, bool] | None = None):
         self.root = root
+        self.tex_elements = tex_elements or {}
         self.stats = RewriteStats()
         self.script_tex: set[str] = set()
         self.touched: list[etree._Element] = []  # parents that received a formula as loose text
@@ -238,6 +259,7 @@ class _Rewriter:
         if parent is not None:
             self.touched.append(parent)
         self.stats.add(mechanism)
+        self.stats.source_of.setdefault(tex, mechanism)
         return True
 
     def _remove(self, el: etree._Element, text: str = "") -> None:
@@ -259,7 +281,10 @@ class _Rewriter:
             return False
         if tag == "script":
             return self.script(el)
-        classes = _classes(el)
+        keys = el.keys()
+        if not keys and tag not in _BARE_MATCHES:  # no class, no attribute: only few can match
+            return bool(self.tex_elements) and el in self.tex_elements and self.tex_element(el)
+        classes = _classes(el) if "class" in keys else set()
         if self.has_math_scripts and classes & _MJ2_RENDERED and not tag.startswith("mjx-"):
             self._remove(el)
             self.stats.dropped_duplicates += 1
@@ -281,15 +306,19 @@ class _Rewriter:
         if tag == "img":
             tex = tex_from_image(el)
             return tex is not None and self.replace(el, tex, _is_display(el, classes), "image")
-        for attr in _TEX_ATTRS:
-            value = el.get(attr)
-            if value and _TEXLIKE.search(value):
-                return self.replace(el, value, _is_display(el, classes), "attribute")
-        if tag in _TEX_TAGS or classes & _TEX_CLASSES:
-            return self.tex_element(el, classes)
+        if not _TEX_ATTR_SET.isdisjoint(keys):
+            for attr in _TEX_ATTRS:
+                value = el.get(attr)
+                if value and _TEXLIKE.search(value):
+                    return self.replace(el, value, _is_display(el, classes), "attribute")
+        if self.tex_elements and el in self.tex_elements:
+            return self.tex_element(el)
         if tag == "div" and el.text and _DISPLAY_TEXT.match(el.text) and not _has_block_child(el):
             el.tag = "p"
         return False
+
+    def tex_element(self, el: etree._Element) -> bool:
+        return self.replace(el, el.text, self.tex_elements[el], "tex element")
 
     def script(self, el: etree._Element) -> bool:
         typ = el.get("type") or ""
@@ -344,21 +373,26 @@ class _Rewriter:
         self._remove(el)  # rendered glyphs only (CSS content): nothing readable to keep
         return True
 
-    def tex_element(self, el: etree._Element, classes: set[str]) -> bool:
-        text = "".join(el.itertext())
-        if not text.strip() or _has_delimiters(text) or not _TEXLIKE.search(text):
-            return False  # delimited TeX is handled in the text; plain words are not math
-        return self.replace(el, text, _is_display(el, classes), "tex element")
-
     def run(self) -> RewriteStats:
-        stack = [self.root]
+        """Visit every element depth-first in document order; a consumed element's children
+        are not visited, nor those of ``_NO_DESCEND`` elements. Elements without attributes
+        that no bare matcher handles are passed over without a call (the hot path)."""
+        tex = self.tex_elements
+        stack = self.root[::-1]
         while stack:
             el = stack.pop()
-            if el is not self.root and self.visit(el):
+            tag = el.tag
+            if type(tag) is not str:
+                continue  # comments, processing instructions, entities: no children
+            if "}" in tag or ":" in tag:
+                tag = _local(tag)
+            if (tag == "script" or tag in _BARE_MATCHES or (tex and el in tex) or _attributes_may_match(el)) and self.visit(
+                el
+            ):
                 continue
-            if _local(el.tag) in _NO_DESCEND:
+            if tag in _NO_DESCEND or not len(el):
                 continue
-            stack.extend(reversed(list(el)))
+            stack.extend(el[::-1])
         self.wrap_loose_formulas()
         return self.stats
 
@@ -422,10 +456,9 @@ def _math_only(text: str) -> bool:
     return len(_MARKED.sub("", text).strip()) < 40
 
 
-def _has_delimiters(text: str) -> bool:
-    return bool(re.search(r"\\\(|\\\[|\$|\\begin\{", text))
+def rewrite_formulas(root: etree._Element, tex_elements: dict[etree._Element, bool] | None = None) -> RewriteStats:
+    """Replace, in place, every formula container under ``root`` by its sentinel-wrapped TeX.
 
-
-def rewrite_formulas(root: etree._Element) -> RewriteStats:
-    """Replace, in place, every formula container under ``root`` by its sentinel-wrapped TeX."""
-    return _Rewriter(root).run()
+    ``tex_elements`` (element -> display) are elements whose whole text is TeX (found by
+    ``math_renderer.mark_regions``); they are replaced by their text as a formula."""
+    return _Rewriter(root, tex_elements).run()

@@ -18,7 +18,11 @@ What counts as a formula in the source (each is deduplicated per page after norm
 * TeX held as text between the delimiters the page's MathJax/KaTeX understands:
   ``\\(..\\)``, ``\\[..\\]``, ``$$..$$``, ``\\begin{env}..\\end{env}`` always, plus the
   inline/display pairs configured in the page's script (e.g. ``['$','$']``, ``['##','##']``,
-  ``['[itex]','[/itex]']``), and AsciiMath between backticks when the page loads ASCIIMathML.
+  ``['[itex]','[/itex]']``), and AsciiMath between backticks when the page loads ASCIIMathML;
+* TeX written as the whole text of an element a script typesets: a custom element (a tag
+  with a hyphen, ``<d-math>``) or a classed element on a page that loads MathJax or KaTeX
+  (its name appears in the source), whose text holds a control word or a ``^{``/``_{`` group,
+  has balanced braces and no delimiters; outside ``<pre>``/``<code>``.
 
 Retention compares a normalised form (entities decoded, whitespace, braces and
 ``\\displaystyle``-like style switches removed) of each source formula with the math found
@@ -123,6 +127,29 @@ def _text_formulas(text: str, pairs: list[tuple[str, str]]) -> list[str]:
     return found
 
 
+_CODE_EL = re.compile(r"<(pre|code|textarea)\b[^>]*>.*?</\1\s*>", _FLAGS)
+_LEAF_EL = re.compile(r"<([a-zA-Z][\w-]*)\b([^>]*)>([^<]{1,4000})</\1\s*>", re.DOTALL)
+_TEX_SIGNAL = re.compile(r"\\[a-zA-Z]{2,}|[\^_]\{")
+_RENDERER = re.compile(r"katex|mathjax", re.IGNORECASE)
+
+
+def _element_formulas(rest: str, renderer_loaded: bool) -> list[str]:
+    """Whole-text TeX of custom or (on a renderer page) classed leaf elements."""
+    found = []
+    for m in _LEAF_EL.finditer(_CODE_EL.sub(" ", rest)):
+        tag, attrs, body = m.group(1).lower(), m.group(2), html_lib.unescape(m.group(3))
+        if tag in {"annotation", "title", "option", "textarea", "style", "script"}:
+            continue
+        if not ("-" in tag or (renderer_loaded and re.search(r"\bclass\s*=", attrs, re.IGNORECASE))):
+            continue
+        if re.search(r"(?<!\\)\$|\\\(|\\\[", body) or not _TEX_SIGNAL.search(body):
+            continue
+        if body.count("{") != body.count("}") or len(re.findall(r"[^\W\d_]{4,}", re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", body))) > 2:
+            continue  # unbalanced, or prose
+        found.append(body)
+    return found
+
+
 def _looks_like_tex(body: str) -> bool:
     body = body.strip()
     return bool(body) and (bool(re.search(r"[\\^_=+<>{}]", body)) or len(body) <= 3)
@@ -181,6 +208,8 @@ def find_source_formulas(page_html: str) -> list[SourceFormula]:
         return " "
 
     rest = _MATH_EL.sub(math_element, rest)
+    for body in _element_formulas(rest, bool(_RENDERER.search(src))):
+        add(body, "tex", "TeX element")
     for m in _DATA_TEX.finditer(rest):
         add(html_lib.unescape(m.group(1) if m.group(1) is not None else m.group(2)), "tex", "data attribute")
     for m in _IMG.finditer(rest):

@@ -46,7 +46,8 @@ left as they are.
 
 Departures: OpenWebMath modified its extractor's boilerplate rules instead; we keep
 trafilatura's main-content choice and only add formula-bearing runs. Restored blocks lose list
-bullets and table layout (one block per line).
+bullets (one block per line); a table row whose cells hold no blocks is one line, its cells
+separated by `` | `` as trafilatura writes them.
 """
 
 from __future__ import annotations
@@ -185,6 +186,16 @@ def list_blocks(root: etree._Element) -> list[TextBlock]:
             blocks.append(TextBlock(el, text, _SPACE.sub("", text), leaf))
 
     def walk(el: etree._Element) -> None:
+        if _tag(el) == "tr" and not any(c in holding for cell in el for c in cell):
+            cells = []
+            for cell in el:
+                if _tag(cell) in ("td", "th") and not _unread(cell):
+                    parts = []
+                    _inline_text(cell, parts)
+                    cells.append(_fold("".join(parts)))
+            if any(cells):  # a table row is one line, its cells separated by " | "
+                flush([" | ".join(cells)], el, True)
+            return
         if el not in holding or (_tag(el) in BLOCK_TAGS and not any(c in holding for c in el)):
             parts: list[str] = []
             _inline_text(el, parts)

@@ -96,7 +96,7 @@ def _child_env() -> dict[str, str]:
 
 
 def _child_main(conn, reply_conn, memory_limit_mb: int) -> None:
-    """Child loop: receive (html, url), reply ("ok", text, title, n) or ("error", kind, message)."""
+    """Child loop: receive (html, url), reply ("ok", text, title, n, sources) or ("error", kind, message)."""
     if memory_limit_mb:
         try:
             import resource
@@ -120,7 +120,7 @@ def _child_main(conn, reply_conn, memory_limit_mb: int) -> None:
             return  # parent went away
         try:
             result = extract_main_text(html, url)
-            reply = ("ok", result.text, result.title, int(result.num_formulas))
+            reply = ("ok", result.text, result.title, int(result.num_formulas), dict(result.formula_sources))
         except MemoryError:
             reply = ("error", "memory", "MemoryError")
         except RecursionError as exc:
@@ -352,8 +352,8 @@ def _close_pools() -> None:
 def _from_reply(reply) -> Extracted:
     status = reply[0]
     if status == "ok":
-        _, text, title, num_formulas = reply
-        return Extracted(text=text or "", title=title, num_formulas=num_formulas)
+        _, text, title, num_formulas, sources = reply
+        return Extracted(text=text or "", title=title, num_formulas=num_formulas, formula_sources=sources)
     _, kind, message = reply
     if kind == "memory":
         raise ExtractionMemoryError(f"extractor ran out of memory: {message}")

@@ -277,6 +277,8 @@ class ExtractMainTextFn(beam.DoFn):
             if record.source_format == "text":
                 text = page.html.strip()
                 extracted = ExtractedPage(record, text, None, count_tex_formulas(text))
+                if extracted.num_formulas:
+                    _count("formula_source:wet text", extracted.num_formulas)
             else:
                 started = time.monotonic()
                 try:
@@ -288,6 +290,9 @@ class ExtractMainTextFn(beam.DoFn):
                 finally:
                     self._timing.update(int(1000 * (time.monotonic() - started)))
                 extracted = ExtractedPage(record, (result.text or "").strip(), result.title, int(result.num_formulas))
+                if extracted.text:
+                    for source, n in (result.formula_sources or {}).items():
+                        _count(f"formula_source:{source}", n)
             if not extracted.text:
                 reason, detail = ("empty_text", "the WET record holds no text") if record.source_format == "text" \
                     else diagnose_empty(page.html)

@@ -115,6 +115,14 @@ def test_every_html_response_is_read(shared_run, shared_data):
     check_rows(docs)
 
 
+def test_summary_counts_formulas_by_source(shared_run):
+    summary, docs, _ = shared_run
+    sources = summary["formula_sources"]
+    # every formula of the kept rows is counted once, under the mechanism or delimiter that gave it
+    assert sum(sources.values()) == summary["formulas"] == sum(d["num_formulas"] for d in docs)
+    assert all(n > 0 for n in sources.values())
+
+
 def test_rows_trace_back_to_their_record(shared_run):
     import gzip
 

@@ -24,7 +24,7 @@ from pipeline.extract.math_formulas import SENTINELS
 from pipeline.extract.math_reference import find_source_formulas, retention
 
 PAGE_THRESHOLD = 0.95
-OVERALL_THRESHOLD = 0.95  # measured 0.991 (plain trafilatura: 0.31) over the math pages of html/math
+OVERALL_THRESHOLD = 0.95  # measured 0.989 (plain trafilatura: 0.30) over the math pages of html/math
 
 # page -> (floor, why the page cannot reach PAGE_THRESHOLD)
 EXCEPTIONS = {
@@ -33,10 +33,17 @@ EXCEPTIONS = {
         (
             "4 formulas are in the output but converted from AsciiMath in a form the loose signature does not "
             "match (e.g. '2 times 7' -> '2 \\times 7'); 1 is in an intro box about browser support that "
-            "trafilatura drops and that sits outside the main container"
+            "trafilatura drops and that sits outside the main container; 2 are examples inside a <pre>, "
+            "kept as a fenced code block (renderers skip <pre>), not as math"
         ),
     ),
 }
+
+
+def _unmark_code(text: str) -> str:
+    """``text`` without the code marks the extractor adds (fence lines, inline backticks)."""
+    text = re.sub(r"^(?:```|~~~)$", " ", text, flags=re.MULTILINE)
+    return text.replace("`", "")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +110,8 @@ def test_nonmath_pages_give_plain_trafilatura_text(pages):
         assert not any(c in ours.text for c in SENTINELS), name
         for artifact in ("<script", "<style", "MathJax.Hub", "\u2983"):
             assert artifact not in ours.text or artifact in plain, (name, artifact)
-        words_ours, words_plain = Counter(ours.text.split()), Counter(plain.split())
+        # code is marked on purpose (fenced blocks, backticked inline code): compare the words
+        words_ours, words_plain = Counter(_unmark_code(ours.text).split()), Counter(plain.split())
         overlap = sum((words_ours & words_plain).values())
         # same words as plain trafilatura (TeX-delimiter rewriting may touch a few tokens)
         assert overlap >= 0.97 * max(sum(words_plain.values()), 1) - 2, name
