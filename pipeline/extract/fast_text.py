@@ -184,8 +184,8 @@ def fast_main_text(html: str, url: str | None = None) -> Extracted:
         inline_markup_math(tree, lowered)
         text = extract_plain_text(tree, main_content=True, preserve_formatting=True, alt_texts=False,
                                   list_bullets=True).strip()
-        text, num_formulas = _finish_text(text, renderer_delimiters(tree, lowered))
-        return Extracted(text=text, title=title, num_formulas=num_formulas)
+        text, num_formulas, sources = _finish_text(text, renderer_delimiters(tree, lowered), {})
+        return Extracted(text=text, title=title, num_formulas=num_formulas, formula_sources=sources)
     except Exception as exc:  # noqa: BLE001 - contract: never raise on bad HTML
         LOG.debug("fast extraction failed for %s: %r", url, exc)
         return Extracted(text="", title=None, num_formulas=0)
