@@ -184,6 +184,9 @@ def charset_from_bom(payload: bytes) -> str | None:
     return None
 
 
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0C, 0x0D, 0x1B))
+
+
 def binary_kind(payload: bytes, sniff_bytes: int = BINARY_SNIFF_BYTES,
                 control_share: float = BINARY_CONTROL_SHARE) -> str | None:
     """What binary format ``payload`` is (``"png"``, ``"pdf"``, ... or ``"control_bytes"``), or None
@@ -200,7 +203,7 @@ def binary_kind(payload: bytes, sniff_bytes: int = BINARY_SNIFF_BYTES,
     if not head:
         return None
     # Control bytes other than TAB, LF, FF, CR and ESC (ISO-2022 uses ESC) are rare in any text encoding.
-    controls = sum(1 for b in head if b < 0x20 and b not in (0x09, 0x0A, 0x0C, 0x0D, 0x1B))
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     if controls / len(head) > control_share:
         return "control_bytes"
     return None

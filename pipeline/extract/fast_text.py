@@ -38,6 +38,8 @@ _MJ2_COPIES = ".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .Math
 _CONFIG_HINTS = ("inlinemath", "displaymath", "delimiters", "asciimath")
 _INLINE_WRAPPERS = {"span", "a", "em", "i", "b", "strong", "font", "sup", "sub"}
 _FORMULA_IMAGE_HINT = re.compile(r"latex|mimetex|mathtex|codecogs|cht=tx|mwe-math|class=\"?math|/math/render|formula")
+# An ``<img>`` tag, quoted attribute values (which may hold ``>``) included.
+_IMG_TAG = re.compile(r"""<img\b(?:[^>"']+|"[^"]*"|'[^']*')*>""")
 _TEX_ENCODINGS = {"application/x-tex", "text/x-tex", "tex", "latex", "application/x-latex", "text/latex"}
 
 
@@ -78,24 +80,29 @@ def _annotation(node) -> str | None:
     return None
 
 
-def inline_markup_math(tree: HTMLTree, html: str) -> int:
-    """Put the TeX of the cheap markup formulas of ``tree`` (parsed from ``html``) in place as
-    delimited text; returns how many were put. Each kind is looked for only when the raw HTML
-    names it, so a page without math costs a few substring searches."""
+def inline_markup_math(tree: HTMLTree, lowered: str) -> int:
+    """Put the TeX of the cheap markup formulas of ``tree`` in place as delimited text; returns
+    how many were put. ``lowered`` is the raw HTML ``tree`` was parsed from, lower-cased: each
+    kind is looked for only when it names it, so a page without math costs a few substring searches."""
     body = tree.body
     if body is None:
         return 0
     count = 0
-    lowered = html if html.islower() else html.lower()
     if "katex" in lowered:
         count += _katex(tree, body)
     if "math/tex" in lowered or "math/x-tex" in lowered or "text/tex" in lowered:
         count += _mathjax_scripts(tree, body)
     if "<math" in lowered or ":math" in lowered:
         count += _mathml(tree, body)
-    if "<img" in lowered and _FORMULA_IMAGE_HINT.search(lowered):
+    if "<img" in lowered and _has_formula_image(lowered):
         count += _images(tree, body)
     return count
+
+
+def _has_formula_image(lowered: str) -> bool:
+    """Whether an ``<img>`` tag of the page (its own attributes, as ``tex_from_image`` reads them)
+    names a formula renderer or class."""
+    return any(_FORMULA_IMAGE_HINT.search(m.group()) for m in _IMG_TAG.finditer(lowered))
 
 
 def _katex(tree: HTMLTree, body) -> int:

@@ -117,7 +117,7 @@ _SENTINEL_RE = re.compile(f"[{_ALL_SENTINELS}]")
 
 def _strip_sentinels(text: str) -> str:
     """``text`` without the sentinel characters (``str.translate`` is slow on large pages)."""
-    return _SENTINEL_RE.sub("", text) if _SENTINEL_RE.search(text) else text
+    return _SENTINEL_RE.sub("", text) if any(c in text for c in _ALL_SENTINELS) else text
 
 
 def _parse(html: str) -> etree._Element | None:

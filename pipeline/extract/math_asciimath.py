@@ -47,8 +47,10 @@ def _translator():
                 root.removeHandler(handler)
 
 
+@lru_cache(maxsize=8192)
 def asciimath_to_latex(asciimath: str) -> str:
-    """LaTeX (without ``$`` delimiters) for one AsciiMath formula; the input itself on failure."""
+    """LaTeX (without ``$`` delimiters) for one AsciiMath formula; the input itself on failure.
+    A pure function of its input, memoised per process (short formulas repeat across pages)."""
     text = asciimath.strip()
     if not text or len(text) > MAX_ASCIIMATH_CHARS:
         return text
