@@ -9,16 +9,22 @@ Method
   bytes of the tokens joined by one space. A text with fewer than ``shingle_size`` tokens
   has one shingle (all its tokens), so very short texts only match texts with the same
   tokens; a text with no token has no shingle and no signature (it is never a near-duplicate).
-* **Hash family = datasketch's.** Each shingle is hashed with ``sha1_hash32`` (first 4
-  bytes of SHA-1, little endian), pre-mixed with the MurmurHash3 32-bit finaliser, then
-  permuted by ``a_k * h + b_k mod 2^32`` (``a_k`` odd, drawn from
+* **Shingle hash: from token hashes, vectorised.** Each distinct token is hashed once per
+  worker (8 bytes of BLAKE2b, memoised in a bounded table); a shingle's 64-bit hash is the sum of
+  its tokens' hashes times a fixed odd multiplier per position (mod 2^64, so order matters),
+  mixed by MurmurHash3's 64-bit finaliser, of which the top 32 bits are kept. It is a function of
+  the shingle's bytes alone (``shingle_hash32``), deterministic across processes and machines,
+  and computed for all shingles of a page with a few numpy operations instead of one SHA-1 per
+  shingle (the cost that dominated the dedup stage).
+* **Permutations = datasketch's.** The hash is pre-mixed with the MurmurHash3 32-bit finaliser,
+  then permuted by ``a_k * h + b_k mod 2^32`` (``a_k`` odd, drawn from
   ``numpy.random.RandomState(seed)`` exactly as datasketch >= 2.0 draws them: its default
   ``affine32`` scheme). The signature is the per-permutation minimum. Our signatures are
-  therefore *identical* to ``datasketch.MinHash(num_perm, seed)`` updated with the same
-  shingles (tested), only computed for a batch of documents at once: one Python-level SHA-1
-  per shingle, then a (shingles x permutations) uint32 matrix per chunk and a segmented
-  minimum (``numpy.minimum.reduceat``). Memory is bounded by ``chunk_shingles`` rows,
-  whatever the document length.
+  therefore *identical* to ``datasketch.MinHash(num_perm, seed, hashfunc=shingle_hash32)``
+  updated with the same shingles (tested), only computed for a batch of documents at once: a
+  (shingles x permutations) uint32 matrix per chunk and a segmented minimum
+  (``numpy.minimum.reduceat``). Memory is bounded by ``chunk_shingles`` rows, whatever the
+  document length.
 * **LSH for candidates, exact Jaccard for the decision.** The signature is cut into
   ``bands`` bands of ``rows`` values; two documents are *candidates* when at least one band
   is equal, with probability ``1 - (1 - s**rows) ** bands`` for Jaccard ``s`` (the S-curve).
@@ -51,10 +57,11 @@ from pipeline.unicode_scripts import UNSEGMENTED_RANGES
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 
-try:  # CPython's built-in SHA-1: same digests as hashlib's OpenSSL one, ~40% faster on short inputs
-    from _sha1 import sha1 as _SHA1
-except ImportError:  # pragma: no cover - other interpreters
-    _SHA1 = hashlib.sha1
+MASK64 = (1 << 64) - 1
+# One odd 64-bit multiplier per position in a shingle (from a fixed seed: part of the hash's definition).
+_POSITION_MULTIPLIERS = np.random.RandomState(20240205).randint(0, 1 << 62, 64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_TOKEN_HASHES: dict[str, int] = {}
+_TOKEN_CACHE_LIMIT = 1 << 20  # distinct tokens memoised per worker (about 100 MB at most)
 
 # A token: one CJK character, a run of word characters, or one other non-space symbol.
 _CJK = UNSEGMENTED_RANGES  # one token per character of a script written without spaces
@@ -85,6 +92,8 @@ class MinHashConfig:
     def __post_init__(self) -> None:
         if self.shingle_size < 1:
             raise ValueError(f"shingle_size must be >= 1, got {self.shingle_size}")
+        if self.shingle_size > len(_POSITION_MULTIPLIERS):
+            raise ValueError(f"shingle_size must be <= {len(_POSITION_MULTIPLIERS)}, got {self.shingle_size}")
         if self.num_perm < 1 or self.bands < 1 or self.rows < 1:
             raise ValueError("num_perm, bands and rows must be >= 1")
         if self.bands * self.rows > self.num_perm:
@@ -247,10 +256,58 @@ def fingerprint_jaccard(a: bytes, b: bytes) -> float:
     return inter / (len(x) + len(y) - inter)
 
 
-def hash_shingles(items: Sequence[bytes]) -> np.ndarray:
-    """``sha1_hash32`` of every shingle (datasketch's default hash), as a uint32 array."""
-    sha1 = _SHA1
-    return np.frombuffer(b"".join([sha1(s).digest()[:4] for s in items]), dtype="<u4").astype(np.uint32)
+def token_hash64(token: str) -> int:
+    """The 64-bit hash of one token (8 bytes of BLAKE2b of its UTF-8, little endian)."""
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _token_hashes(tokens: Sequence[str]) -> np.ndarray:
+    table = _TOKEN_HASHES
+    if len(table) > _TOKEN_CACHE_LIMIT:
+        table.clear()
+    hashes = list(map(table.get, tokens))
+    if None in hashes:
+        for i, h in enumerate(hashes):
+            if h is None:
+                tok = tokens[i]
+                h = table.get(tok)
+                hashes[i] = table[tok] = token_hash64(tok) if h is None else h
+    return np.array(hashes, dtype=np.uint64)
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> np.uint64(33))
+
+
+def _combine(token_hashes: np.ndarray, width: int) -> np.ndarray:
+    """The uint32 hash of every window of ``width`` consecutive token hashes."""
+    count = len(token_hashes) - width + 1
+    acc = np.zeros(count, dtype=np.uint64)
+    for i in range(width):
+        acc += token_hashes[i:i + count] * _POSITION_MULTIPLIERS[i]
+    return (_fmix64(acc) >> np.uint64(32)).astype(np.uint32)
+
+
+def shingle_hashes(text: str | None, shingle_size: int = 5) -> np.ndarray:
+    """``shingle_hash32`` of every shingle of ``text`` (as ``shingles`` lists them), as uint32."""
+    toks = tokenize(text)
+    if not toks:
+        return np.zeros(0, dtype=np.uint32)
+    width = min(len(toks), shingle_size)
+    return _combine(_token_hashes(toks), width)
+
+
+def shingle_hash32(shingle: bytes) -> int:
+    """The 32-bit hash of one shingle (UTF-8 tokens joined by one space), equal to what
+    ``shingle_hashes`` gives for it; usable as datasketch's ``hashfunc``."""
+    toks = shingle.decode("utf-8").split(" ")
+    if len(toks) > len(_POSITION_MULTIPLIERS):
+        raise ValueError(f"a shingle has at most {len(_POSITION_MULTIPLIERS)} tokens")
+    return int(_combine(np.array([token_hash64(t) for t in toks], dtype=np.uint64), len(toks))[0])
 
 
 class MinHasher:
@@ -296,7 +353,7 @@ class MinHasher:
     def signatures(self, texts: Sequence[str | None]) -> np.ndarray:
         """Signatures of ``texts`` (``len(texts) x num_perm`` uint32)."""
         n = self.config.shingle_size
-        return self.signatures_from_hashes([hash_shingles(shingles(t, n)) for t in texts])
+        return self.signatures_from_hashes([shingle_hashes(t, n) for t in texts])
 
     def band_keys(self, signature: np.ndarray) -> list[bytes]:
         """The LSH bucket keys of one signature: band index byte + the band's raw bytes."""

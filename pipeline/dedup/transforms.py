@@ -29,7 +29,7 @@ import pyarrow as pa
 from apache_beam.metrics.metric import Metrics
 
 from pipeline.dedup.components import NAMESPACE, ConnectedComponents
-from pipeline.dedup.minhash import MinHashConfig, MinHasher, hash_shingles, shingle_fingerprint, shingles
+from pipeline.dedup.minhash import MinHashConfig, MinHasher, shingle_fingerprint, shingle_hashes
 from pipeline.dedup.urls import fetch_epoch, fetch_rank, normalize_url
 from pipeline.dedup.verify import BucketCandidateEdges, VerifyEdges
 from pipeline.schema import make_reject
@@ -217,7 +217,7 @@ class _BandKeysFn(beam.DoFn):
 
     def process(self, batch: list[dict]):
         texts = [r.get("text") or "" for r in batch]
-        hashes = [hash_shingles(shingles(t, self.config.shingle_size)) for t in texts]
+        hashes = [shingle_hashes(t, self.config.shingle_size) for t in texts]
         sigs = self.hasher.signatures_from_hashes(hashes)
         _count("signatures", len(batch))
         for row, h, sig in zip(batch, hashes, sigs):

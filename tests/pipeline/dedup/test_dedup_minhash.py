@@ -1,4 +1,4 @@
-"""MinHash signatures (identical to datasketch), shingles, LSH S-curve numbers."""
+"""MinHash signatures (identical to datasketch given our shingle hash), shingles, LSH S-curve numbers."""
 from __future__ import annotations
 
 import gzip
@@ -15,6 +15,8 @@ from pipeline.dedup.minhash import (
     jaccard,
     lsh_threshold,
     optimal_bands_rows,
+    shingle_hash32,
+    shingle_hashes,
     shingle_set,
     shingles,
     tokenize,
@@ -37,10 +39,20 @@ def test_signatures_identical_to_datasketch(real_texts):
     cfg = MinHashConfig(num_perm=64, bands=8, rows=8, seed=7)
     ours = MinHasher(cfg).signatures(real_texts + ["", "tiny"])
     for text, sig in zip(real_texts + ["", "tiny"], ours):
-        m = datasketch.MinHash(num_perm=64, seed=7)
+        m = datasketch.MinHash(num_perm=64, seed=7, hashfunc=shingle_hash32)
         for sh in shingles(text, cfg.shingle_size):
             m.update(sh)
         assert np.array_equal(m.hashvalues, sig)
+
+
+def test_shingle_hashes_are_the_hash_of_each_shingle(real_texts):
+    """The vectorised hashes equal the per-shingle hash, position by position, and depend on
+    token order (a permuted shingle hashes differently)."""
+    for text in real_texts[:20] + ["tiny", "two words"]:
+        listed = shingles(text)
+        assert [int(h) for h in shingle_hashes(text)] == [shingle_hash32(s) for s in listed]
+    assert shingle_hash32(b"a b c d e") != shingle_hash32(b"b a c d e")
+    assert len(set(shingle_hashes(real_texts[0]).tolist())) == len(set(shingles(real_texts[0])))  # no collisions here
 
 
 def test_chunking_does_not_change_signatures(real_texts):

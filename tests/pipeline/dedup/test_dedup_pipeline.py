@@ -172,7 +172,8 @@ def test_skew_one_huge_cluster(tmp_path):
 
     (Bounded memory per group is shown on 50,000-member groups in ``test_dedup_components``.)"""
     body = ("Problem of the day. Let $f(x) = x^2 - 5x + 6$. Find all real roots of $f$ and explain each step. "
-            "Factor the quadratic as $(x-2)(x-3)$, so the roots are $x = 2$ and $x = 3$. ")
+            "Factor the quadratic as $(x-2)(x-3)$, so the roots are $x = 2$ and $x = 3$. "
+            "Check: $f(2) = 4 - 10 + 6 = 0$ and $f(3) = 9 - 15 + 6 = 0$, as expected of a root. ")
     n = 2_000
     rows = [make_row(f"https://daily.example/{i}", f"Posted {2000 + i // 365}-{i % 12 + 1:02d}-{i % 28 + 1:02d}. " + body)
             for i in range(n)]

@@ -14,7 +14,7 @@ from pipeline.dedup.minhash import (
     candidate_bands_rows,
     candidate_probability,
     fingerprint_jaccard,
-    hash_shingles,
+    shingle_hashes,
     jaccard,
     shingle_fingerprint,
     shingle_set,
@@ -31,7 +31,7 @@ def texts(benchmark_dir) -> list[str]:
 
 
 def fingerprint(text: str) -> bytes:
-    return shingle_fingerprint(hash_shingles(shingles(text)))
+    return shingle_fingerprint(shingle_hashes(text))
 
 
 def test_bucket_links_every_member_to_the_smallest_members():
