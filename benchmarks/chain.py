@@ -14,11 +14,14 @@ Each pool runs with the bundled sample config and the default two-tier extractio
 and on two; at ``--precise-sizes`` also with the single tier (``extract: {tier: precise}``).
 
 Per pool size and worker count the table prints, from each stage's ``summary.json`` ``timing``:
-seconds and input pages/s/core per stage, the whole chain's pages/s/core, the peak RSS of the run
-(the largest process, from ``getrusage`` of the child), the bytes each stage wrote, and the cost
+seconds and input pages/s/core per stage, the whole chain's pages/s/core, the peak RSS of each
+stage (every stage runs as its own child, ``pipeline.run --stages NAME`` on the same output
+folder; the largest process below it, from ``getrusage``), the bytes each stage wrote, and the cost
 of one 3-billion-page Common Crawl snapshot in core-hours at the measured whole-chain rate. The
 peer row is one process over the same WARC file. Memory must stay flat as the pool grows: compare
-the RSS column between sizes.
+the RSS columns between sizes. A second table gives the marginal cost of a page between the two
+largest pools (fixed costs of a run removed), the rate that extrapolates to a snapshot;
+``--table-only`` prints both tables again from ``--work`` without running anything.
 """
 from __future__ import annotations
 
@@ -92,20 +95,22 @@ def folder_bytes(folder: Path) -> int:
 
 
 def run_chain(pool: Path, out: Path, workers: int, config: Path | None = None) -> dict:
-    """``pipeline.run`` in a child process; returns per-stage timing, bytes written and peak RSS."""
+    """``pipeline.run`` stage by stage (``--stages NAME``), each stage in its own child process
+    on the same output folder; returns per-stage timing, bytes written and peak RSS (MiB)."""
     shutil.rmtree(out, ignore_errors=True)
     runner = (["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"] if workers > 1
               else ["--runner=FnApiRunner"])
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "pipeline.run", "--input", str(pool),
-                           "--output", str(out), *(["--config", str(config)] if config else []), *runner], check=True, cwd=REPO_ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    peak_kib = int(done.stdout.strip().splitlines()[-1])
-    stages = {}
+    seconds, stages = 0.0, {}
     for name in STAGES:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "pipeline.run", "--input", str(pool),
+                               "--output", str(out), *(["--config", str(config)] if config else []), "--stages", name,
+                               *runner], check=True, cwd=REPO_ROOT, capture_output=True, text=True)
+        seconds += time.perf_counter() - started
         summary = json.loads((out / name / "summary.json").read_text())
-        stages[name] = {**summary.get("timing", {}), "bytes": folder_bytes(out / name)}
-    return {"seconds": seconds, "peak_rss_mib": peak_kib / 1024, "stages": stages}
+        stages[name] = {**summary.get("timing", {}), "bytes": folder_bytes(out / name),
+                        "peak_rss_mib": int(done.stdout.strip().splitlines()[-1]) / 1024}
+    return {"seconds": seconds, "peak_rss_mib": max(s["peak_rss_mib"] for s in stages.values()), "stages": stages}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,42 +121,96 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precise-sizes", default="2000",
                         help="pool sizes where the single-tier chain (extract tier precise) also runs, on one core")
     parser.add_argument("--peer-pages", type=int, default=3000, help="pages of each pool the peer loop extracts")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the tables again from --work (results.json and the run folders), running nothing")
     args = parser.parse_args(argv)
+    work = Path(args.work)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workers = [int(w) for w in args.workers.split(",")]
+    if args.table_only:
+        print_tables(json.loads((work / "results.json").read_text()), work, sizes, workers)
+        return
     if not (SHARED / "html" / "pages.jsonl").exists():
         sys.exit(f"skipped: the shared test data is not at {SHARED} (set DSM_SHARED_DATA)")
-    work = Path(args.work)
     rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in sizes:
         pool = work / f"pool-{size}.warc.gz"
         distinct = build_pool(size, pool)
         pages, peer_s = peer_loop(pool, args.peer_pages)
         rows.append({"pool": size, "what": f"peer: warcio + trafilatura.extract ({pages} pages, extraction only)",
                      "cores": 1,
                      "seconds": peer_s, "pages_per_s_core": pages / peer_s})
-        runs = [(w, "fast") for w in (int(w) for w in args.workers.split(","))]
+        runs = [(w, "fast") for w in workers]
         if str(size) in args.precise_sizes.split(","):
             runs.append((1, "precise"))
         for workers, tier in runs:
             config = tier_config(tier, work / f"run-{tier}.yaml")
             r = run_chain(pool, work / f"out-{size}-{workers}-{tier}", workers, config)
-            per_stage = "; ".join(f"{n} {s.get('seconds', 0):.1f}s {s.get('bytes', 0) / 1e6:.1f}MB"
-                                  for n, s in r["stages"].items())
+            per_stage = "; ".join(f"{n} {s.get('seconds', 0):.1f}s {s.get('bytes', 0) / 1e6:.1f}MB "
+                                  f"{s.get('peak_rss_mib', 0):.0f}MiB" for n, s in r["stages"].items())
             rate = size / r["seconds"] / workers
             what = "two tiers (default)" if tier == "fast" else "one tier (--tier precise)"
             rows.append({"pool": size, "what": f"ours: pipeline.run, {what}; {distinct} distinct pages", "cores": workers,
                          "seconds": r["seconds"], "pages_per_s_core": rate,
                          "extract_pages_per_s_core": (r["stages"]["extract"].get("pages_per_s") or 0) / workers,
                          "peak_rss_mib": r["peak_rss_mib"],
-                         "snapshot_core_hours": SNAPSHOT_PAGES / rate / 3600, "stages": per_stage})
-    cols = ["pool", "what", "cores", "seconds", "pages_per_s_core", "extract_pages_per_s_core", "peak_rss_mib",
-            "snapshot_core_hours", "stages"]
+                         "snapshot_core_hours": SNAPSHOT_PAGES / rate / 3600, "stages": per_stage,
+                         **{f"{n} rss_mib": st.get("peak_rss_mib") for n, st in r["stages"].items()}})
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "results.json").write_text(json.dumps(rows, indent=1))
+    print_tables(rows, work, sizes, workers)
+
+
+def _table(rows: list[dict], cols: list[str]) -> None:
     fmt = lambda v: "-" if v is None else (f"{v:,.1f}" if isinstance(v, float) else str(v))
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for row in rows:
         print("| " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "results.json").write_text(json.dumps(rows, indent=1))
+
+
+def stage_seconds(out: Path) -> dict[str, float]:
+    """Seconds of each stage of a finished run folder (its ``summary.json`` ``timing``)."""
+    return {name: json.loads((out / name / "summary.json").read_text()).get("timing", {}).get("seconds", 0.0)
+            for name in STAGES}
+
+
+def marginal_rows(work: Path, sizes: list[int], workers: list[int]) -> list[dict]:
+    """The cost of one more page, between the two largest pools of each worker count: the
+    difference of stage seconds over the difference of pages, so the fixed costs of a run (job
+    start-up, the rounds' classifier training on the seed) drop out. This is the rate that
+    extrapolates to a snapshot."""
+    rows = []
+    for w in workers:
+        done = [n for n in sorted(sizes) if (work / f"out-{n}-{w}-fast" / "corpus" / "summary.json").exists()]
+        if len(done) < 2:
+            continue
+        small, large = done[-2], done[-1]
+        a, b = stage_seconds(work / f"out-{small}-{w}-fast"), stage_seconds(work / f"out-{large}-{w}-fast")
+        extra = large - small
+        row = {"pools": f"{small} -> {large}", "cores": w}
+        for name in STAGES:
+            delta = b[name] - a[name]
+            row[f"{name} pages/s/core"] = extra / delta / w if delta > 0 else None
+        total = sum(b.values()) - sum(a.values())
+        row["chain pages/s/core"] = extra / total / w
+        row["snapshot_core_hours"] = SNAPSHOT_PAGES / (extra / total / w) / 3600
+        rows.append(row)
+    return rows
+
+
+def print_tables(rows: list[dict], work: Path, sizes: list[int], workers: list[int]) -> None:
+    _table(rows, ["pool", "what", "cores", "seconds", "pages_per_s_core", "extract_pages_per_s_core", "peak_rss_mib",
+                  "snapshot_core_hours", "stages"])
+    ours = [r for r in rows if r.get("extract rss_mib") is not None]
+    if ours:
+        print("\nPeak RSS per stage (MiB; each stage its own process):\n")
+        _table(ours, ["pool", "cores", "what", *(f"{n} rss_mib" for n in STAGES)])
+    marginal = marginal_rows(work, sizes, workers)
+    if marginal:
+        print("\nMarginal cost (one more page; fixed costs of a run removed):\n")
+        _table(marginal, ["pools", "cores", *(f"{n} pages/s/core" for n in STAGES), "chain pages/s/core",
+                          "snapshot_core_hours"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import logging
 import time
 
 import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.fileio import EmptyMatchTreatment
 
 from pipeline.beam_utils import (
     WriteParquetShards,
@@ -52,10 +54,12 @@ from pipeline.dedup.transforms import (
     DedupNearDuplicates,
     DedupUrls,
     ResolveKeptIds,
-    ValidateRows,
     cluster_size_bin,
+    removed_record,
     sort_bins,
+    url_group_key,
 )
+from pipeline.dedup.shards import REJECTS, ApplyDecisionsFn, ReadMetadataFn, file_key
 from pipeline.inputs import InputError, check_output_reachable, require_pages
 from pipeline.schema import DOCUMENT_SCHEMA, DUP_COUNT, schema_with
 
@@ -150,30 +154,45 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
         "cc_rounds": cc_rounds,
         "url_dedup": "newest fetch_time per normalised URL; ties: smallest id, warc_path, warc_offset",
     }
-    rows = pipeline | "ReadParquet" >> beam.io.ReadFromParquet(parquet_glob(args.input), validate=not dry_run)
-    valid = rows | "Validate" >> ValidateRows()
-    urls = valid["rows"] | "DedupUrls" >> DedupUrls()
-    near = urls["kept"] | "DedupNearDuplicates" >> DedupNearDuplicates(config, args.keep, cc_rounds, args.batch_size,
-                                                                                   args.neighbours)
+    files = (
+        pipeline
+        | "InputGlob" >> beam.Create([parquet_glob(args.input)])
+        | "MatchFiles" >> fileio.MatchAll(EmptyMatchTreatment.ALLOW)
+        | "FileKeys" >> beam.Map(lambda meta: (file_key(meta.path), meta.path))
+        | "SpreadFiles" >> beam.Reshuffle()
+    )
+    meta = files | "ReadMetadata" >> beam.ParDo(ReadMetadataFn(url_group_key)).with_outputs(REJECTS, main="members")
+    urls = meta.members | "DedupUrls" >> DedupUrls()
+    near = files | "DedupNearDuplicates" >> DedupNearDuplicates(urls["decisions"], config, args.keep, cc_rounds,
+                                                               args.batch_size, args.neighbours)
+    decisions = (urls["decisions"], near["decisions"]) | "AllDecisions" >> beam.Flatten()
+    applied = (
+        {"path": files, "decision": decisions}
+        | "DecisionsPerFile" >> beam.CoGroupByKey()
+        | "ApplyDecisions" >> beam.ParDo(ApplyDecisionsFn(removed_record)).with_outputs(
+            ApplyDecisionsFn.REMOVED, main="kept")
+    )
+    kept = applied.kept
     url_removed = urls["removed"] | "ResolveKeptIds" >> ResolveKeptIds(near["children"])
-    removed = (url_removed, near["removed"]) | "AllRemoved" >> beam.Flatten()
+    near_removed = applied[ApplyDecisionsFn.REMOVED]
+    removed = (url_removed, near_removed) | "AllRemoved" >> beam.Flatten()
 
-    near["kept"] | "WriteKept" >> WriteParquetShards(data_dir(args.output), KEPT_SCHEMA, args.num_shards)
+    kept | "WriteKept" >> WriteParquetShards(data_dir(args.output), KEPT_SCHEMA, args.num_shards)
     removed | "WriteRemoved" >> WriteParquetShards(join(args.output, "removed"), REMOVED_SCHEMA, 1)
-    valid["rejects"] | "WriteRejects" >> WriteRejects(args.output)
+    meta[REJECTS] | "WriteRejects" >> WriteRejects(args.output)
 
     def tally(pcoll, name: str, label: str):
         """One ``(name, 1)`` per element: all statistics are summed by one ``CombinePerKey``."""
         return pcoll | label >> beam.Map(lambda _, name=name: (name, 1))
 
     stats = [
-        tally(valid["rows"], "input_rows", "StatValid"),
-        valid["rejects"] | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], 1)),
+        tally(meta.members, "input_rows", "StatValid"),
+        meta[REJECTS] | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], 1)),
         tally(url_removed, "removed:url", "StatUrl"),
-        tally(near["removed"], "removed:near_dup", "StatNear"),
-        tally(near["kept"], "kept", "StatKept"),
-        near["kept"] | "Represented" >> beam.Map(lambda r: ("represented", r["dup_count"])),
-        near["kept"] | "ClusterBins" >> beam.Map(lambda r: ("cluster_size:" + cluster_size_bin(r["dup_count"]), 1)),
+        tally(near_removed, "removed:near_dup", "StatNear"),
+        tally(kept, "kept", "StatKept"),
+        kept | "Represented" >> beam.Map(lambda r: ("represented", r["dup_count"])),
+        kept | "ClusterBins" >> beam.Map(lambda r: ("cluster_size:" + cluster_size_bin(r["dup_count"]), 1)),
         tally(near["no_shingles"], "no_shingles", "StatNoShingles"),
         tally(near["candidates"], "candidates", "StatCandidates"),
         tally(near["edges"], "edges", "StatEdges"),

@@ -1,11 +1,12 @@
-"""The dedup stage's composite transforms: ``ValidateRows``, ``DedupUrls``, ``DedupNearDuplicates``.
+"""The dedup stage's composite transforms: ``DedupUrls``, ``DedupNearDuplicates``, ``ResolveKeptIds``.
 
-Rows are ``DOCUMENT_SCHEMA`` dicts; every transform returns new dicts. Every page leaves the
-stage exactly once: kept (with ``dup_count``), removed (a ``REMOVED_SCHEMA`` row naming the
-kept page and the reason) or rejected (a ``REJECT_SCHEMA`` row). ``dup_count`` of a kept page
-is the number of input pages it stands for: itself, its URL duplicates and the pages of its
-near-duplicate component (an input row that already has ``dup_count`` counts as that many,
-so deduplicating deduplicated shards composes).
+They work on small per-page records (metadata, band keys, fingerprints, decisions), never on
+rows: the rows are read from the input files and written out by ``shards`` (see there). Every
+page leaves the stage exactly once: kept (with ``dup_count``), removed (a ``REMOVED_SCHEMA``
+row naming the kept page and the reason) or rejected (a ``REJECT_SCHEMA`` row). ``dup_count``
+of a kept page is the number of input pages it stands for: itself, its URL duplicates and the
+pages of its near-duplicate component (an input row that already has ``dup_count`` counts as
+that many, so deduplicating deduplicated shards composes).
 
 Representative of a near-duplicate component (``keep``): ``longest`` (default: most
 characters of text), ``newest`` (latest fetch) or ``min_id``; ties by the smallest ``id``.
@@ -17,8 +18,8 @@ Transitive chains (A~B, B~C, A!~C) end in one component: one page is kept and th
 point to it, even those not similar to it themselves (as in datatrove, text-dedup and every
 connected-components dedup).
 
-Grouped values are iterated, never copied into lists (see ``components``), except in
-``CoGroupByKey`` joins on the unique page id, where a key holds at most a few values.
+Grouped values are iterated, never copied into lists (see ``components``); the decisions of
+one input file are held together while that file is streamed (``shards.ApplyDecisionsFn``).
 """
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ import pyarrow as pa
 from apache_beam.metrics.metric import Metrics
 
 from pipeline.dedup.components import NAMESPACE, ConnectedComponents
-from pipeline.dedup.minhash import MinHashConfig, MinHasher, shingle_fingerprint, shingle_hashes
-from pipeline.dedup.urls import fetch_epoch, fetch_rank, normalize_url
+from pipeline.dedup.minhash import MinHashConfig
+from pipeline.dedup.shards import CREDIT, DROP, NEAR, WEIGHT, MinHashFileFn
+from pipeline.dedup.urls import fetch_epoch, normalize_url
 from pipeline.dedup.verify import BucketCandidateEdges, VerifyEdges
-from pipeline.schema import make_reject
 
 STAGE = "dedup"
 REASON_URL = "url"
@@ -56,21 +57,16 @@ def _count(name: str, n: int = 1) -> None:
     Metrics.counter(NAMESPACE, name).inc(n)
 
 
-def row_weight(row: dict) -> int:
-    """How many input pages a row stands for: its ``dup_count`` when present and >= 1, else 1."""
-    w = row.get("dup_count")
-    return int(w) if isinstance(w, int) and w >= 1 else 1
+def node_key(row: dict, keep: str, weight: int, file: str, index: int, text: str = "") -> str:
+    """The graph node of a page: ``<13-digit preference>|<id>|<weight>|<file key>:<row index>``.
 
-
-def node_key(row: dict, keep: str = "longest") -> str:
-    """The graph node of a page: ``<13-digit preference>|<id>|<weight>``.
-
-    String order = preference order (the smallest node of a component is kept); the weight
-    rides along so component sizes need no join.
+    String order = preference order (the smallest node of a component is kept; ids are unique
+    after URL dedup, so the suffix never decides); the weight rides along so component sizes
+    need no join, and the position says which file and row the node's decisions go to.
     """
     if keep == "longest":
         n = row.get("num_chars")
-        n = n if isinstance(n, int) and n >= 0 else len(row.get("text") or "")
+        n = n if isinstance(n, int) and n >= 0 else len(text or row.get("text") or "")
         prefix = _PREFIX_MAX - min(n, _PREFIX_MAX)
     elif keep == "newest":
         epoch = fetch_epoch(row.get("fetch_time"))
@@ -79,46 +75,23 @@ def node_key(row: dict, keep: str = "longest") -> str:
         prefix = 0
     else:
         raise ValueError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
-    return f"{prefix:0{_PREFIX_DIGITS}d}|{row['id']}|{row_weight(row)}"
+    return f"{prefix:0{_PREFIX_DIGITS}d}|{row['id']}|{int(weight)}|{file}:{int(index)}"
 
 
 def parse_node(node: str) -> tuple[str, int]:
     """``(id, weight)`` of a node key."""
-    ident, weight = node[_PREFIX_DIGITS + 1:].rsplit("|", 1)
+    ident, weight, _ = node[_PREFIX_DIGITS + 1:].rsplit("|", 2)
     return ident, int(weight)
+
+
+def node_position(node: str) -> tuple[str, int]:
+    """``(file key, row index)`` of a node key."""
+    file, index = node.rsplit("|", 1)[1].split(":")
+    return file, int(index)
 
 
 def removed_record(ident: str, kept_id: str, reason: str, url: str | None) -> dict:
     return {"id": ident, "kept_id": kept_id, "reason": reason, "url": url}
-
-
-# ------------------------------------------------------------------------- validation
-class _ValidateFn(beam.DoFn):
-    REJECTS = "rejects"
-
-    def process(self, row):
-        ident = row.get("id")
-        if not isinstance(ident, str) or not ident.strip():
-            _count("rejected:missing_id")
-            yield beam.pvalue.TaggedOutput(
-                self.REJECTS, make_reject(STAGE, row.get("warc_path") or "", row.get("warc_offset") or -1,
-                                          row.get("url"), "missing_id", "row has no id")
-            )
-            return
-        text = row.get("text")
-        if text is not None and not isinstance(text, str):
-            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-            row = {**row, "text": text}
-        _count("input_rows")
-        yield row
-
-
-class ValidateRows(beam.PTransform):
-    """Rows -> ``{"rows": valid rows, "rejects": REJECT_SCHEMA rows}`` (a row without ``id`` is rejected)."""
-
-    def expand(self, rows):
-        out = rows | "Check" >> beam.ParDo(_ValidateFn()).with_outputs(_ValidateFn.REJECTS, main="rows")
-        return {"rows": out.rows, "rejects": out[_ValidateFn.REJECTS]}
 
 
 # ------------------------------------------------------------------------- URL dedup
@@ -135,177 +108,102 @@ def url_group_key(row: dict) -> str:
         return "id:" + row["id"]
 
 
-class NewestFetchFn(beam.CombineFn):
-    """Keeps the row with the smallest ``fetch_rank`` and sums the weights: O(1) memory per key."""
-
-    def create_accumulator(self):
-        return (None, None, 0)  # (rank, row, total weight)
-
-    def add_input(self, acc, row):
-        rank, best, total = acc
-        r = fetch_rank(row)
-        if best is None or r < rank:
-            rank, best = r, row
-        return (rank, best, total + row_weight(row))
-
-    def merge_accumulators(self, accs):
-        rank, best, total = None, None, 0
-        for r, row, t in accs:
-            total += t
-            if row is not None and (best is None or r < rank):
-                rank, best = r, row
-        return (rank, best, total)
-
-    def extract_output(self, acc):
-        _, row, total = acc
-        return {**row, "dup_count": total}
-
-
-def _url_removals(element):
-    """For one URL group of ``(rank, id, url)``: a removal for every member but the winner.
-
-    Two passes over the grouped values (minimum, then emission); nothing is copied.
-    """
+def url_group_decisions(element):
+    """One URL group of ``shards.ReadMetadataFn`` members -> nothing when it has one member;
+    else the winner's weight decision (the newest fetch stands for the group), a drop decision
+    and (tagged ``removed``) a removal record for every other member. Decisions are
+    ``(file key, (row index, kind, value))``. The grouped values are read twice, never copied."""
     _, members = element
     winner = min(members, key=lambda m: m[0])
-    skipped = False
-    for rank, ident, url in members:
-        if not skipped and rank == winner[0]:
-            skipped = True  # the winner itself (an identical repeated row is removed)
-            continue
-        _count("removed:url")
-        yield removed_record(ident, winner[1], REASON_URL, url)
+    total, n = 0, 0
+    for rank, file, index, ident, url, weight in members:
+        total += weight
+        n += 1
+        if (file, index) != (winner[1], winner[2]):
+            _count("removed:url")
+            yield (file, (index, DROP, None))
+            yield beam.pvalue.TaggedOutput("removed", removed_record(ident, winner[3], REASON_URL, url))
+    if n > 1:
+        yield (winner[1], (winner[2], WEIGHT, total))
 
 
 class DedupUrls(beam.PTransform):
-    """One page per normalised URL: the newest fetch (ties: smallest id, warc_path, warc_offset).
+    """Metadata members keyed by URL group -> ``{"decisions", "removed"}`` (see ``url_group_decisions``):
+    one page per normalised URL, the newest fetch (ties: smallest id, warc_path, warc_offset, position)."""
 
-    Returns ``{"kept": rows with dup_count, "removed": REMOVED_SCHEMA dicts}``.
-    """
-
-    def expand(self, rows):
-        keyed = rows | "KeyByNormalizedUrl" >> beam.Map(lambda r: (url_group_key(r), r))
-        kept = (
-            keyed
-            | "NewestFetchPerUrl" >> beam.CombinePerKey(NewestFetchFn())
-            | "DropUrlKey" >> beam.Values()
-        )
-        removed = (
-            keyed
-            | "RankOnly" >> beam.Map(lambda kv: (kv[0], (fetch_rank(kv[1]), kv[1]["id"], kv[1].get("url"))))
+    def expand(self, keyed_members):
+        out = (
+            keyed_members
             | "GroupByUrl" >> beam.GroupByKey()
-            | "RemovalsPerUrl" >> beam.FlatMap(_url_removals)
+            | "UrlDecisions" >> beam.FlatMap(url_group_decisions).with_outputs("removed", main="decisions")
         )
-        return {"kept": kept, "removed": removed}
+        return {"decisions": out.decisions, "removed": out.removed}
 
 
 # ------------------------------------------------------------------------- near-duplicates
-class _BandKeysFn(beam.DoFn):
-    """A batch of rows -> ``(bucket key, node)`` for every band of every page with shingles,
-    and (tagged ``fingerprints``) ``(node, shingle fingerprint)`` for every such page."""
-
-    NO_SHINGLES = "no_shingles"
-    FINGERPRINTS = "fingerprints"
-
-    def __init__(self, config: MinHashConfig, keep: str):
-        self.config = config
-        self.keep = keep
-        self.hasher = None
-
-    def setup(self):
-        self.hasher = MinHasher(self.config)
-
-    def process(self, batch: list[dict]):
-        texts = [r.get("text") or "" for r in batch]
-        hashes = [shingle_hashes(t, self.config.shingle_size) for t in texts]
-        sigs = self.hasher.signatures_from_hashes(hashes)
-        _count("signatures", len(batch))
-        for row, h, sig in zip(batch, hashes, sigs):
-            if not len(h):
-                _count("near_dup_skipped:no_shingles")
-                yield beam.pvalue.TaggedOutput(self.NO_SHINGLES, 1)
-                continue
-            node = node_key(row, self.keep)
-            yield beam.pvalue.TaggedOutput(self.FINGERPRINTS, (node, shingle_fingerprint(h)))
-            for key in self.hasher.band_keys(sig):
-                yield (key, node)
-
-
 def _child_ids(child_root):
     child, root = child_root
     return (parse_node(child)[0], parse_node(root)[0])
 
 
-def _credit(child_root):
+def _near_decision(child_root):
     child, root = child_root
-    return (parse_node(root)[0], parse_node(child)[1])
+    file, index = node_position(child)
+    return (file, (index, NEAR, parse_node(root)[0]))
 
 
-def _apply_components(element):
-    """Join on page id of the row, its component root (if removed) and the weight it absorbs."""
-    ident, grouped = element
-    rows, roots, credits = grouped["row"], grouped["root"], grouped["credit"]
-    root = next(iter(roots), None)
-    for row in rows:  # exactly one row per id after URL dedup
-        if root is not None:
-            _count("removed:near_dup")
-            yield beam.pvalue.TaggedOutput("removed", removed_record(ident, root, REASON_NEAR_DUP, row.get("url")))
-        else:
-            absorbed = sum(credits)
-            _count("kept")
-            yield {**row, "dup_count": row_weight(row) + absorbed}
+def _credit_decision(root_credit):
+    root, absorbed = root_credit
+    file, index = node_position(root)
+    return (file, (index, CREDIT, absorbed))
 
 
 class DedupNearDuplicates(beam.PTransform):
-    """MinHash LSH candidates -> exact-Jaccard verification -> connected components -> one page each.
+    """Files and their URL decisions -> MinHash LSH candidates -> exact-Jaccard verification ->
+    connected components -> per-page decisions.
 
-    Input: rows with distinct ids (``DedupUrls`` output). Returns ``{"kept", "removed",
-    "children" (child id -> root id), "violations", "no_shingles", "candidates", "edges"
-    (verified)}``. ``neighbours``: how many of a bucket's smallest members each member is
-    checked against (see ``verify.bucket_candidate_edges``).
+    Input: ``(file key, path)`` of every input file; ``url_decisions`` from ``DedupUrls`` (URL
+    duplicates are left out of the graph, URL winners weigh their group). Returns ``{"decisions"
+    (file key, (row index, "near" | "credit", value)), "children" (child id -> root id),
+    "violations", "no_shingles", "candidates", "edges" (verified)}``. ``neighbours``: how many of
+    a bucket's smallest members each member is checked against (see ``verify.bucket_candidate_edges``).
     """
 
-    def __init__(self, config: MinHashConfig | None = None, keep: str = "longest", cc_rounds: int = 12,
-                 batch_size: int = 256, neighbours: int = 3):
+    def __init__(self, url_decisions, config: MinHashConfig | None = None, keep: str = "longest",
+                 cc_rounds: int = 12, batch_size: int = 256, neighbours: int = 3):
         super().__init__()
         config = config or MinHashConfig()
         if keep not in KEEP_POLICIES:
             raise ValueError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
         if neighbours < 1:
             raise ValueError("neighbours must be >= 1")
+        self.url_decisions = url_decisions
         self.neighbours = neighbours
         self.config = config
         self.keep = keep
         self.cc_rounds = cc_rounds
         self.batch_size = batch_size
 
-    def expand(self, rows):
+    def expand(self, files):
         bands = (
-            rows
-            | "Batch" >> beam.BatchElements(min_batch_size=min(16, self.batch_size), max_batch_size=self.batch_size)
-            | "MinHashBands" >> beam.ParDo(_BandKeysFn(self.config, self.keep)).with_outputs(
-                _BandKeysFn.NO_SHINGLES, _BandKeysFn.FINGERPRINTS, main="entries")
+            {"path": files, "decision": self.url_decisions}
+            | "UrlDecisionsPerFile" >> beam.CoGroupByKey()
+            | "MinHashBands" >> beam.ParDo(MinHashFileFn(self.config, self.keep, node_key, self.batch_size)).with_outputs(
+                MinHashFileFn.NO_SHINGLES, MinHashFileFn.FINGERPRINTS, main="entries")
         )
         candidates = bands.entries | "BucketCandidates" >> BucketCandidateEdges(self.neighbours)
-        edges = candidates | "VerifyEdges" >> VerifyEdges(bands[_BandKeysFn.FINGERPRINTS], self.config.threshold)
+        edges = candidates | "VerifyEdges" >> VerifyEdges(bands[MinHashFileFn.FINGERPRINTS], self.config.threshold)
         cc = edges | "Components" >> ConnectedComponents(self.cc_rounds)
-        children = cc["children"] | "ChildIds" >> beam.Map(_child_ids)
-        credits = cc["children"] | "CreditRoot" >> beam.Map(_credit) | "SumCredits" >> beam.CombinePerKey(sum)
-        out = (
-            {
-                "row": rows | "KeyById" >> beam.Map(lambda r: (r["id"], r)),
-                "root": children,
-                "credit": credits,
-            }
-            | "JoinById" >> beam.CoGroupByKey()
-            | "KeepOrRemove" >> beam.FlatMap(_apply_components).with_outputs("removed", main="kept")
-        )
+        credits = (cc["children"]
+                   | "CreditRoot" >> beam.Map(lambda cr: (cr[1], parse_node(cr[0])[1]))
+                   | "SumCredits" >> beam.CombinePerKey(sum)
+                   | "CreditDecisions" >> beam.Map(_credit_decision))
+        near = cc["children"] | "NearDecisions" >> beam.Map(_near_decision)
         return {
-            "kept": out.kept,
-            "removed": out.removed,
-            "children": children,
+            "decisions": (near, credits) | "NearAndCredits" >> beam.Flatten(),
+            "children": cc["children"] | "ChildIds" >> beam.Map(_child_ids),
             "violations": cc["violations"],
-            "no_shingles": bands[_BandKeysFn.NO_SHINGLES],
+            "no_shingles": bands[MinHashFileFn.NO_SHINGLES],
             "candidates": candidates,
             "edges": edges,
         }

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import io
 import logging
-import math
 import time
 from collections.abc import Sequence
 
@@ -53,7 +52,6 @@ from pipeline.schema import DOCUMENT_SCHEMA
 
 LOG = logging.getLogger(__name__)
 SUMMARY = "summary.json"
-DEFAULT_BYTES_PER_SHARD = 2 * 1024**3  # ~2 GiB of WARC input per output shard (~100-200 MB of Parquet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,9 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="WARC/ARC/WET file, glob or folder (repeatable); local, gs:// or s3://")
     p.add_argument("--output", required=True, help="output folder (local, gs:// or s3://)")
     p.add_argument("--num_shards", type=int, default=0,
-                   help="document Parquet shards; 0: one per --bytes_per_shard of input (listed on the driver)")
-    p.add_argument("--bytes_per_shard", type=int, default=DEFAULT_BYTES_PER_SHARD,
-                   help="input bytes per output shard when --num_shards is 0")
+                   help="document Parquet shards; 0 (default): one file per bundle, the rows streamed to it (no "
+                        "shuffle, memory flat in the input size); N: exactly N files, the rows shuffled to them")
     p.add_argument("--rejects_shards", type=int, default=1, help="reject Parquet shards")
     p.add_argument("--config", help="YAML file with any of the stage flags below as keys")
     p.add_argument("--overwrite", action="store_true", help="recompute even if the output is complete")
@@ -112,7 +109,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
             raise InputError(f"--config {args.config}: no such file; give a YAML file of stage flags")
         with FileSystems.open(args.config) as fh:
             data = yaml.safe_load(fh.read().decode("utf-8")) or {}
-        known = {f.name for f in dataclasses.fields(ExtractConfig)} | {"num_shards", "bytes_per_shard",
+        known = {f.name for f in dataclasses.fields(ExtractConfig)} | {"num_shards",
                                                                        "rejects_shards"}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -120,8 +117,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         parser.set_defaults(**data)
         args, beam_args = parser.parse_known_args(argv)
     config = ExtractConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExtractConfig)})
-    if args.num_shards < 0 or args.rejects_shards < 1 or args.bytes_per_shard < 1:
-        raise InputError("need --num_shards >= 0, --rejects_shards >= 1, --bytes_per_shard >= 1")
+    if args.num_shards < 0 or args.rejects_shards < 1:
+        raise InputError("need --num_shards >= 0 and --rejects_shards >= 1")
     return args, beam_args, config
 
 
@@ -268,8 +265,9 @@ def run(argv: list[str] | None = None) -> dict:
         LOG.info("extract output %s is complete; returning its summary (use --overwrite to recompute)", output)
         return read_json(join(output, SUMMARY))
     num_files, total_bytes = list_inputs(patterns)
-    num_shards = args.num_shards or max(1, math.ceil(total_bytes / args.bytes_per_shard))
-    LOG.info("extract: %d files, %.1f MB -> %d shards in %s", num_files, total_bytes / 1e6, num_shards, output)
+    num_shards = args.num_shards  # 0: each bundle streams its rows into its own file
+    LOG.info("extract: %d files, %.1f MB -> %s in %s", num_files, total_bytes / 1e6,
+             f"{num_shards} shards" if num_shards else "one shard per bundle", output)
 
     clear_output(output)
     started = time.time()
@@ -280,7 +278,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     summary = make_summary(counters(result), inputs=patterns, output=output, config=config, wall_time_s=wall,
                            runner=runner, distributions=_distributions(result))
-    summary["num_shards"] = num_shards
+    summary["num_shards"] = len(FileSystems.match([join(data_dir(output), "*.parquet")])[0].metadata_list)
     if not summary["accounted"]:
         LOG.warning("extract: pages read (%d) != kept (%d) + rejected (%d); see the counters in %s",
                     summary["pages_read"], summary["pages_kept"], summary["pages_rejected"], SUMMARY)

@@ -17,7 +17,7 @@ from pipeline.dedup.components import (
     large_star_node,
     small_star_node,
 )
-from pipeline.dedup.transforms import _resolve_kept_ids, _url_removals
+from pipeline.dedup.transforms import _resolve_kept_ids, url_group_decisions
 from pipeline.dedup.verify import BucketCandidateEdges, _AttachSmallerFn, _VerifyFn, bucket_candidate_edges
 
 
@@ -88,7 +88,8 @@ class LazyGroup:
          LazyGroup(GROUP, lambda i: (0, FP) if i == 7 else (1, (f"u{i}", FP_HALF if i % 2 else FP_NONE)))),
         (lambda g: large_star_node(f"node{GROUP // 2:07d}", g), LazyGroup(GROUP, lambda i: f"node{i:07d}")),
         (lambda g: small_star_node("node9999999", g), LazyGroup(GROUP, lambda i: f"node{i:07d}")),
-        (lambda g: _url_removals(("k", g)), LazyGroup(GROUP, lambda i: ((0, -float(i % 977), f"id{i}"), f"id{i}", "u"))),
+        (lambda g: url_group_decisions(("k", g)),
+         LazyGroup(GROUP, lambda i: ((0, -float(i % 977), f"id{i}", "f", i), "f", i, f"id{i}", "u", 1))),
         (lambda g: _resolve_kept_ids(("k", g)),
          LazyGroup(GROUP, lambda i: ("root", "r") if i == GROUP * 4 // 5 else ("removed", {"id": str(i), "kept_id": "k"}))),
     ],

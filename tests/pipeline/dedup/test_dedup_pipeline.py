@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 from itertools import combinations
 
 import pyarrow as pa
@@ -188,3 +189,23 @@ def test_skew_one_huge_cluster(tmp_path):
     assert sorted(r["dup_count"] for r in kept) == [1, n]
     assert summary["cluster_size_histogram"] == {"1": 1, "1025-2048": 1}
     assert summary["components"]["converged"]
+
+
+def test_bad_file_and_repeated_rows_are_accounted(corpus, tmp_path):
+    """A file that is not Parquet is one reject and the other files are deduplicated; a row
+    repeated verbatim in two files is two pages (one kept, one a URL duplicate)."""
+    folder = tmp_path / "in"
+    shutil.copytree(corpus["input"], folder)
+    (folder / "broken.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    repeated = next(r for r in corpus["rows"] if r["id"] in corpus["expected_kept"])
+    pq.write_table(pa.Table.from_pylist([repeated], schema=DOCUMENT_SCHEMA), folder / "again.parquet")
+    out = str(tmp_path / "out")
+    summary = run(["--input", str(folder), "--output", out, "--runner=FnApiRunner"])
+    kept, removed = read_output(out)
+    rejects = pq.read_table(glob.glob(os.path.join(out, "rejects", "*.parquet"))[0]).to_pylist()
+    assert summary["counts"]["rejected"] == {"missing_id": 1, "unreadable_parquet": 1}
+    assert [r["file"] for r in rejects if r["reason"] == "unreadable_parquet"] == [str(folder / "broken.parquet")]
+    assert sorted(r["id"] for r in kept) == corpus["expected_kept"]
+    assert len(kept) + len(removed) == len(corpus["rows"]) + 1  # the repeated row left as a URL duplicate
+    assert [(r["kept_id"], r["reason"]) for r in removed if r["id"] == repeated["id"]] == [(repeated["id"], "url")]
+    assert {r["id"]: r["dup_count"] for r in kept}[repeated["id"]] >= 2 and summary["consistent"]
