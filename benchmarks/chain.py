@@ -1,7 +1,7 @@
 """Cost of the whole chain (``python -m pipeline.run``) as the pool grows, next to the peer loop
 (warcio + ``trafilatura.extract``) over the same pool, in the same run:
 
-    python -m benchmarks.chain [--sizes 2000,10000,50000] [--workers 1,2] [--precise-sizes 2000] [--work DIR]
+    python -m benchmarks.chain [--sizes 2000,10000,50000] [--workers 1,2] [--precise-sizes 2000] [--work DIR] [--resume]
 
 Pools are built from the real HTML records under ``../shared/data`` (the labelled math and
 non-math pages and the HTML responses of the real crawls, ~500 distinct URLs; see
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precise-sizes", default="2000",
                         help="pool sizes where the single-tier chain (extract tier precise) also runs, on one core")
     parser.add_argument("--peer-pages", type=int, default=3000, help="pages of each pool the peer loop extracts")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs an earlier benchmark finished in --work (their chain_result.json)")
     parser.add_argument("--table-only", action="store_true",
                         help="print the tables again from --work (results.json and the run folders), running nothing")
     args = parser.parse_args(argv)
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for size in sizes:
         pool = work / f"pool-{size}.warc.gz"
-        distinct = build_pool(size, pool)
+        distinct = build_pool(size, pool)  # deterministic: a resumed run rebuilds the same pool
         pages, peer_s = peer_loop(pool, args.peer_pages)
         rows.append({"pool": size, "what": f"peer: warcio + trafilatura.extract ({pages} pages, extraction only)",
                      "cores": 1,
@@ -143,16 +145,22 @@ def main(argv: list[str] | None = None) -> None:
         runs = [(w, "fast") for w in workers]
         if str(size) in args.precise_sizes.split(","):
             runs.append((1, "precise"))
-        for workers, tier in runs:
+        for cores, tier in runs:
             config = tier_config(tier, work / f"run-{tier}.yaml")
-            r = run_chain(pool, work / f"out-{size}-{workers}-{tier}", workers, config)
+            out = work / f"out-{size}-{cores}-{tier}"
+            done = out / "chain_result.json"  # a run finished by an earlier, interrupted benchmark
+            if args.resume and done.exists():
+                r = json.loads(done.read_text())
+            else:
+                r = run_chain(pool, out, cores, config)
+                done.write_text(json.dumps(r))
             per_stage = "; ".join(f"{n} {s.get('seconds', 0):.1f}s {s.get('bytes', 0) / 1e6:.1f}MB "
                                   f"{s.get('peak_rss_mib', 0):.0f}MiB" for n, s in r["stages"].items())
-            rate = size / r["seconds"] / workers
+            rate = size / r["seconds"] / cores
             what = "two tiers (default)" if tier == "fast" else "one tier (--tier precise)"
-            rows.append({"pool": size, "what": f"ours: pipeline.run, {what}; {distinct} distinct pages", "cores": workers,
+            rows.append({"pool": size, "what": f"ours: pipeline.run, {what}; {distinct} distinct pages", "cores": cores,
                          "seconds": r["seconds"], "pages_per_s_core": rate,
-                         "extract_pages_per_s_core": (r["stages"]["extract"].get("pages_per_s") or 0) / workers,
+                         "extract_pages_per_s_core": (r["stages"]["extract"].get("pages_per_s") or 0) / cores,
                          "peak_rss_mib": r["peak_rss_mib"],
                          "snapshot_core_hours": SNAPSHOT_PAGES / rate / 3600, "stages": per_stage,
                          **{f"{n} rss_mib": st.get("peak_rss_mib") for n, st in r["stages"].items()}})
