@@ -1,7 +1,7 @@
 """Cost of the whole chain (``python -m pipeline.run``) as the pool grows, next to the peer loop
 (warcio + ``trafilatura.extract``) over the same pool, in the same run:
 
-    python -m benchmarks.chain [--sizes 2000,10000,50000] [--workers 1,2] [--precise-sizes 2000] [--work DIR] [--resume]
+    python -m benchmarks.chain [--sizes 2000,10000,50000] [--workers 1,2] [--precise-sizes 2000] [--work DIR] [--files N] [--resume]
 
 Pools are built from the real HTML records under ``../shared/data`` (the labelled math and
 non-math pages and the HTML responses of the real crawls, ~500 distinct URLs; see
@@ -11,7 +11,8 @@ hashed and extracted (the exact-duplicate pass keeps it) and the copies are remo
 near-duplicates: extraction and dedup run on the whole pool, the rounds on the distinct pages.
 The pool is ~1% math when its share of math pages is chosen so (the crawls are all non-math).
 Each pool runs with the bundled sample config and the default two-tier extraction, on one worker
-and on two; at ``--precise-sizes`` also with the single tier (``extract: {tier: precise}``).
+and on two (``--files N`` writes each pool as N archives, so that two workers have files to
+share: extract and dedup read per file); at ``--precise-sizes`` also with the single tier (``extract: {tier: precise}``).
 
 Per pool size and worker count the table prints, from each stage's ``summary.json`` ``timing``:
 seconds and input pages/s/core per stage, the whole chain's pages/s/core, the peak RSS of each
@@ -49,18 +50,22 @@ _MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], chec
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
-def build_pool(size: int, path: Path) -> int:
-    """Write a pool of ``size`` HTML responses to ``path`` (see the module docstring); returns the
-    number of distinct real pages it was made from."""
+def build_pool(size: int, path: Path, files: int = 1) -> int:
+    """Write a pool of ``size`` HTML responses to ``path`` (see the module docstring), or to
+    ``files`` archives ``path`` with ``-NN`` before ``.warc.gz`` (page ``i`` in file ``i mod
+    files``); returns the number of distinct real pages it was made from."""
     pages, seen = [], set()
     for p in sorted(labelled_pages(SHARED) + crawl_pages(SHARED), key=lambda p: p["key"]):
         if p["url"] not in seen and (p["label"] == "nonmath" or len([q for q in pages if q["label"] == "math"]) < 5):
             seen.add(p["url"])
             pages.append(p)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        writer = WARCWriter(fh, gzip=True)
+    paths = pool_files(path, files)
+    handles = [open(p, "wb") for p in paths]
+    writers = [WARCWriter(fh, gzip=True) for fh in handles]
+    try:
         for i in range(size):
+            writer = writers[i % len(writers)]
             page, copy = pages[i % len(pages)], i // len(pages)
             body, url = page["body"], page["url"]
             if copy:
@@ -70,7 +75,18 @@ def build_pool(size: int, path: Path) -> int:
                                     protocol="HTTP/1.1")
             writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
                                                           warc_headers_dict={"WARC-Date": "2024-01-01T00:00:00Z"}))
+    finally:
+        for fh in handles:
+            fh.close()
     return len(pages)
+
+
+def pool_files(path: Path, files: int) -> list[Path]:
+    """The archives a pool of ``files`` files is written to (``path`` itself for one file)."""
+    if files <= 1:
+        return [path]
+    stem = path.name[: -len(".warc.gz")]
+    return [path.with_name(f"{stem}-{k:02d}.warc.gz") for k in range(files)]
 
 
 def peer_loop(path: Path, max_pages: int) -> tuple[int, float]:
@@ -121,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precise-sizes", default="2000",
                         help="pool sizes where the single-tier chain (extract tier precise) also runs, on one core")
     parser.add_argument("--peer-pages", type=int, default=3000, help="pages of each pool the peer loop extracts")
+    parser.add_argument("--files", type=int, default=1,
+                        help="WARC files each pool is written to (extract and dedup parallelise over files)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the runs an earlier benchmark finished in --work (their chain_result.json)")
     parser.add_argument("--table-only", action="store_true",
@@ -137,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for size in sizes:
         pool = work / f"pool-{size}.warc.gz"
-        distinct = build_pool(size, pool)  # deterministic: a resumed run rebuilds the same pool
-        pages, peer_s = peer_loop(pool, args.peer_pages)
+        distinct = build_pool(size, pool, args.files)  # deterministic: a resumed run rebuilds the same pool
+        pool_glob = pool if args.files <= 1 else pool.with_name(f"pool-{size}-*.warc.gz")
+        pages, peer_s = peer_loop(pool_files(pool, args.files)[0], args.peer_pages)
         rows.append({"pool": size, "what": f"peer: warcio + trafilatura.extract ({pages} pages, extraction only)",
                      "cores": 1,
                      "seconds": peer_s, "pages_per_s_core": pages / peer_s})
@@ -152,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.resume and done.exists():
                 r = json.loads(done.read_text())
             else:
-                r = run_chain(pool, out, cores, config)
+                r = run_chain(pool_glob, out, cores, config)
                 done.write_text(json.dumps(r))
             per_stage = "; ".join(f"{n} {s.get('seconds', 0):.1f}s {s.get('bytes', 0) / 1e6:.1f}MB "
                                   f"{s.get('peak_rss_mib', 0):.0f}MiB" for n, s in r["stages"].items())
