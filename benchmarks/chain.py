@@ -7,9 +7,11 @@ Pools are built from the real HTML records under ``../shared/data`` (the labelle
 non-math pages and the HTML responses of the real crawls, ~500 distinct URLs; see
 ``benchmarks.corpus_quality``). A pool larger than that repeats the real pages under new URLs
 (``?copy=k``) with an HTML comment that makes each payload distinct, so every page is read,
-hashed and extracted (the exact-duplicate pass keeps it) and the copies are removed later as
+hashed and extracted (the exact-duplicate pass keeps it; only the few shared pages that are one
+payload under two URLs go there, ~1.5% of a pool) and the copies are removed later as
 near-duplicates: extraction and dedup run on the whole pool, the rounds on the distinct pages.
-The pool is ~1% math when its share of math pages is chosen so (the crawls are all non-math).
+The pool takes every non-math page and 5 math pages (233 distinct pages, ~2% math; the crawls are
+all non-math), so it is math-sparse like Common Crawl.
 Each pool runs with the bundled sample config and the default two-tier extraction, on one worker
 and on two (``--files N`` writes each pool as N archives, so that two workers have files to
 share: extract and dedup read per file); at ``--precise-sizes`` also with the single tier (``extract: {tier: precise}``).
