@@ -112,7 +112,7 @@ def folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def run_chain(pool: Path, out: Path, workers: int, config: Path | None = None) -> dict:
+def run_chain(pool: list[Path], out: Path, workers: int, config: Path | None = None) -> dict:
     """``pipeline.run`` stage by stage (``--stages NAME``), each stage in its own child process
     on the same output folder; returns per-stage timing, bytes written and peak RSS (MiB)."""
     shutil.rmtree(out, ignore_errors=True)
@@ -121,7 +121,7 @@ def run_chain(pool: Path, out: Path, workers: int, config: Path | None = None) -
     seconds, stages = 0.0, {}
     for name in STAGES:
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "pipeline.run", "--input", str(pool),
+        done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "pipeline.run", "--input", *map(str, pool),
                                "--output", str(out), *(["--config", str(config)] if config else []), "--stages", name,
                                *runner], check=True, cwd=REPO_ROOT, capture_output=True, text=True)
         seconds += time.perf_counter() - started
@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     for size in sizes:
         pool = work / f"pool-{size}.warc.gz"
         distinct = build_pool(size, pool, args.files)  # deterministic: a resumed run rebuilds the same pool
-        pool_glob = pool if args.files <= 1 else pool.with_name(f"pool-{size}-*.warc.gz")
-        pages, peer_s = peer_loop(pool_files(pool, args.files)[0], args.peer_pages)
+        archives = pool_files(pool, args.files)
+        pages, peer_s = peer_loop(archives[0], args.peer_pages)  # a rate per page: one archive measures it
         rows.append({"pool": size, "what": f"peer: warcio + trafilatura.extract ({pages} pages, extraction only)",
                      "cores": 1,
                      "seconds": peer_s, "pages_per_s_core": pages / peer_s})
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.resume and done.exists():
                 r = json.loads(done.read_text())
             else:
-                r = run_chain(pool_glob, out, cores, config)
+                r = run_chain(archives, out, cores, config)
                 done.write_text(json.dumps(r))
             per_stage = "; ".join(f"{n} {s.get('seconds', 0):.1f}s {s.get('bytes', 0) / 1e6:.1f}MB "
                                   f"{s.get('peak_rss_mib', 0):.0f}MiB" for n, s in r["stages"].items())
