@@ -122,6 +122,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
     max_tokens: int = DEFAULT_MAX_TOKENS
     seed: int = 0
+    balance_max_repeat: int = 1  # > 1: the smaller class's lines are repeated up to this many times (1:1)
     fasttext: FastTextConfig = field(default_factory=FastTextConfig)
 
     def __post_init__(self) -> None:
@@ -141,20 +142,23 @@ def content_hash(seed: int, text: str, purpose: str = "order") -> int:
     return int.from_bytes(digest.digest(), "big")
 
 
-def _write_shuffled(examples: Iterable[str], path: str, work_dir: str, seed: int) -> int:
+def _write_shuffled(examples: Iterable[str | tuple[str, str]], path: str, work_dir: str, seed: int) -> int:
     """Write lines to ``path`` in a pseudo-random order that depends only on the lines (not on the
     order they arrive in), holding ~1/SHUFFLE_BUCKETS of them in memory.
 
     Each line goes to the bucket file its content hash names; each bucket is then sorted by the
     hash and appended. The same multiset of lines therefore gives the same file, whichever order a
-    runner wrote the source shards in.
+    runner wrote the source shards in. An example may be ``(line, salt)``: the salt joins the
+    hash, so the repeats of one line (class balancing) land at different places of the file.
     """
     bucket_paths = [os.path.join(work_dir, f"shuffle-{i:03d}.txt") for i in range(SHUFFLE_BUCKETS)]
     buckets = [open(p, "w", encoding="utf-8") for p in bucket_paths]  # noqa: SIM115 - closed in finally
     count = 0
     try:
-        for line in examples:
-            buckets[content_hash(seed, line) % SHUFFLE_BUCKETS].write(line + "\n")
+        for example in examples:
+            line, salt = (example, "") if isinstance(example, str) else example
+            h = content_hash(seed, line + salt)
+            buckets[h % SHUFFLE_BUCKETS].write(f"{h:020d} {line}\n")
             count += 1
     finally:
         for fh in buckets:
@@ -163,10 +167,25 @@ def _write_shuffled(examples: Iterable[str], path: str, work_dir: str, seed: int
         for bucket_path in bucket_paths:
             with open(bucket_path, encoding="utf-8") as fh:
                 lines = fh.readlines()
-            lines.sort(key=lambda line: (content_hash(seed, line.rstrip("\n")), line))
-            out.writelines(lines)
+            lines.sort()
+            out.writelines(line[21:] for line in lines)
             os.remove(bucket_path)
     return count
+
+
+def balance_repeats(majority: int, minority: int, max_repeat: int) -> int:
+    """How many times each training line of the smaller class is written so that the classes
+    come near the paper's 1:1 ratio (500K + 500K): ``round(majority / minority)``, at least 1
+    and at most ``max_repeat`` (1: no balancing).
+
+    >>> balance_repeats(6000, 190, 32), balance_repeats(6000, 100, 32), balance_repeats(500, 500, 32), balance_repeats(10, 0, 32)
+    (32, 32, 1, 1)
+    >>> balance_repeats(600, 190, 32), balance_repeats(600, 190, 1)
+    (3, 1)
+    """
+    if minority <= 0 or majority <= minority or max_repeat <= 1:
+        return 1
+    return max(1, min(max_repeat, round(majority / minority)))
 
 
 def train_from_texts(
@@ -179,6 +198,7 @@ def train_from_texts(
     seed: int = 0,
     extra_report: dict | None = None,
     epoch_schedule: Callable[[int], int] | None = None,
+    balance_max_repeat: int = 1,
 ) -> dict:
     """Train a math classifier on two streams of texts, save it to ``output`` and return its report.
 
@@ -188,6 +208,10 @@ def train_from_texts(
     ``epoch_schedule`` (training examples -> epochs) overrides the configured epochs once the
     training set's size is known. The report also holds ``validation_positive_histogram``: the
     held-out positives' scores as ``pipeline.rounds.calibration`` logit-bin counts.
+    ``balance_max_repeat`` > 1: each training line of the smaller class is written
+    ``balance_repeats(...)`` times (at different places of the shuffled file), so a pool of a few
+    hundred negatives against thousands of seed positives trains near the paper's 1:1 ratio;
+    counted in ``counts["balance_repeats"]``. Validation lines are never repeated.
     Raises ``TrainingDataError`` when either class has no training example.
     """
     cfg = fasttext_config or FastTextConfig()
@@ -220,6 +244,7 @@ def train_from_texts(
             _write_shuffled(labelled(validation_file), train_path, work_dir, seed)
         if counts["train_positives"] == 0 or counts["train_negatives"] == 0:
             raise TrainingDataError(f"a class has no training example: {counts}")
+        counts["balance_repeats"] = _balance(train_path, work_dir, seed, counts, balance_max_repeat)
 
         if cfg.bucket == 0:
             cfg = dataclasses.replace(cfg, bucket=auto_bucket(counts["train_tokens"]))
@@ -254,6 +279,32 @@ def train_from_texts(
         }
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _balance(train_path: str, work_dir: str, seed: int, counts: dict, max_repeat: int) -> int:
+    """Rewrite the shuffled training file with the smaller class's lines repeated (see
+    ``balance_repeats``); returns the repeat factor (1: the file is left as it is)."""
+    pos, neg = counts["train_positives"], counts["train_negatives"]
+    repeats = balance_repeats(max(pos, neg), min(pos, neg), max_repeat)
+    if repeats == 1:
+        return 1
+    minority = OTHER_LABEL if neg < pos else MATH_LABEL
+
+    def repeated():
+        with open(train_path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.rstrip("\n")
+                yield line
+                if line.startswith(minority + " "):
+                    for k in range(1, repeats):
+                        yield line, f"#repeat{k}"
+
+    balanced = os.path.join(work_dir, "train-balanced.txt")
+    _write_shuffled(repeated(), balanced, work_dir, seed)
+    os.replace(balanced, train_path)
+    key = "train_negatives" if minority == OTHER_LABEL else "train_positives"
+    counts[key + "_written"] = counts[key] * repeats
+    return repeats
 
 
 def train_fasttext(train_path: str, model_path: str, config: FastTextConfig, validation_path: str | None = None,
@@ -308,6 +359,7 @@ def train_math_classifier(config: TrainConfig) -> dict:
         max_tokens=config.max_tokens,
         seed=config.seed,
         extra_report={"sources": {"positives": positive_files, "negatives": negative_files}},
+        balance_max_repeat=config.balance_max_repeat,
     )
     report["read"] = {"positives": positive_stats.to_dict(), "negatives": negative_stats.to_dict()}
     write_json(report_path(config.output), report)
@@ -338,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--validation-fraction", type=float, help=f"default {defaults.validation_fraction}")
     parser.add_argument("--max-tokens", type=int, help=f"default {defaults.max_tokens}")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    parser.add_argument("--balance-max-repeat", type=int,
+                        help=f"repeat the smaller class's lines up to this many times, toward 1:1; default {defaults.balance_max_repeat}")
     own = {f.name for f in dataclasses.fields(TrainConfig)}
     for f in dataclasses.fields(FastTextConfig):
         flag = "fasttext-" + f.name if f.name in own else f.name  # --seed is the sampling seed

@@ -34,6 +34,7 @@ class RoundsConfig:
     epoch_scale_examples: int = 100_000  # ... i.e. epochs = max(epoch, min(small_data_epochs, ceil(epoch * this / n)))
     positives_per_round: int = 500_000  # the paper: 500K positives ...
     negatives_per_round: int = 500_000  # ... and 500K negatives sampled from Common Crawl
+    balance_max_repeat: int = 32  # ours: the smaller class's lines are repeated up to this many times (1:1, as the paper's 500K + 500K)
     max_discovered_share: float = 0.5  # ours: at most this share of the positives are discovered pages
     saturation_new_share: float = 0.02  # stop when at most this share of the recalled tokens is new (paper: ~98% old)
     domain_min_share: float = discovery.DOMAIN_MIN_SHARE  # on the Wilson lower bound of the recalled share
@@ -61,6 +62,8 @@ class RoundsConfig:
             raise ValueError(f"token_budget must be >= 1 (or unset for the calibrated cut), got {self.token_budget}")
         if self.positives_per_round < 1 or self.negatives_per_round < 1:
             raise ValueError("positives_per_round and negatives_per_round must be >= 1")
+        if self.balance_max_repeat < 1:
+            raise ValueError(f"balance_max_repeat must be >= 1, got {self.balance_max_repeat}")
         if self.markup_min_formulas < 1 or self.min_positive_evidence < 1 or self.small_data_epochs < 1:
             raise ValueError("markup_min_formulas, min_positive_evidence and small_data_epochs must be >= 1")
         for name in ("max_discovered_share", "saturation_new_share", "domain_min_share", "path_min_share",

@@ -156,7 +156,8 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
         result = train_from_texts(itertools.chain(pool_positives, seed), negatives, model,
                                   fasttext_config=cfg.fasttext, validation_fraction=cfg.validation_fraction,
                                   max_tokens=cfg.max_tokens, seed=cfg.random_seed + f,
-                                  epoch_schedule=lambda n: epochs_for(cfg, n))
+                                  epoch_schedule=lambda n: epochs_for(cfg, n),
+                                  balance_max_repeat=cfg.balance_max_repeat)
         for b, c in result.pop("validation_positive_histogram", {}).items():
             seed_hist[int(b)] = seed_hist.get(int(b), 0) + int(c)
         result["read"] = {k: v.to_dict() for k, v in stats.items()}

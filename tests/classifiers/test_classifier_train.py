@@ -117,3 +117,38 @@ def test_training_is_reproducible_whatever_the_input_order_and_sized_to_its_data
     assert bucket == auto_bucket(report["counts"]["train_tokens"]) < 2_000_000
     size_mb = models[0].stat().st_size / 2**20
     assert size_mb < 50, f"{size_mb:.0f} MB model from {report['counts']['train_tokens']} training tokens ({bucket} buckets)"
+
+
+def test_class_balancing_repeats_the_smaller_class_and_lowers_the_scores_of_unseen_prose(trained, seed_dir, tmp_path):
+    """Thousands of seed positives against a few dozen pool negatives (a small pool): without
+    balancing the model learns the 30:1 prior and scores held-out non-math pages as math; with
+    the smaller class repeated toward 1:1 (``balance_repeats``) those pages score lower, and
+    the held-out math pages stay ranked above them."""
+    from classifiers.train import balance_repeats, train_from_texts
+
+    with gzip.open(seed_dir / "math_seed.jsonl.gz", "rt", encoding="utf-8") as fh:
+        seed = [json.loads(line)["text"] for line in fh]
+    negatives = [r["text"] for l, r in trained["train"] if l == "nonmath"][:60]
+    test = trained["test"]
+    labels = [int(l == "math") for l, _ in test]
+    results = {}
+    for repeat in (1, 32):
+        model = tmp_path / f"model-{repeat}.bin"
+        report = train_from_texts(seed, negatives, str(model), FastTextConfig(bucket=20_000, thread=1),
+                                  validation_fraction=0.0, balance_max_repeat=repeat)
+        scores = MathClassifier.load(str(model)).score([r["text"] for _, r in test])
+        results[repeat] = (report["counts"], scores)
+    counts, _ = results[32]
+    assert counts["train_positives"] > 20 * counts["train_negatives"]
+    expected = balance_repeats(counts["train_positives"], counts["train_negatives"], 32)
+    assert counts["balance_repeats"] == expected > 1
+    assert counts["train_negatives_written"] == expected * counts["train_negatives"]
+    assert results[1][0]["balance_repeats"] == 1 and "train_negatives_written" not in results[1][0]
+
+    def mean_nonmath(scores):
+        other = [s for s, y in zip(scores, labels) if y == 0]
+        return sum(other) / len(other)
+
+    unbalanced, balanced = mean_nonmath(results[1][1]), mean_nonmath(results[32][1])
+    assert balanced < unbalanced - 0.1, (unbalanced, balanced)
+    assert roc_auc(labels, results[32][1]) >= 0.9
