@@ -142,6 +142,9 @@ def content_hash(seed: int, text: str, purpose: str = "order") -> int:
     return int.from_bytes(digest.digest(), "big")
 
 
+_ORDER_KEY_DIGITS = 20  # a 64-bit hash in decimal, zero-padded: string order = hash order
+
+
 def _write_shuffled(examples: Iterable[str | tuple[str, str]], path: str, work_dir: str, seed: int) -> int:
     """Write lines to ``path`` in a pseudo-random order that depends only on the lines (not on the
     order they arrive in), holding ~1/SHUFFLE_BUCKETS of them in memory.
@@ -158,7 +161,7 @@ def _write_shuffled(examples: Iterable[str | tuple[str, str]], path: str, work_d
         for example in examples:
             line, salt = (example, "") if isinstance(example, str) else example
             h = content_hash(seed, line + salt)
-            buckets[h % SHUFFLE_BUCKETS].write(f"{h:020d} {line}\n")
+            buckets[h % SHUFFLE_BUCKETS].write(f"{h:0{_ORDER_KEY_DIGITS}d} {line}\n")
             count += 1
     finally:
         for fh in buckets:
@@ -168,7 +171,7 @@ def _write_shuffled(examples: Iterable[str | tuple[str, str]], path: str, work_d
             with open(bucket_path, encoding="utf-8") as fh:
                 lines = fh.readlines()
             lines.sort()
-            out.writelines(line[21:] for line in lines)
+            out.writelines(line[_ORDER_KEY_DIGITS + 1:] for line in lines)
             os.remove(bucket_path)
     return count
 
@@ -185,7 +188,7 @@ def balance_repeats(majority: int, minority: int, max_repeat: int) -> int:
     """
     if minority <= 0 or majority <= minority or max_repeat <= 1:
         return 1
-    return max(1, min(max_repeat, round(majority / minority)))
+    return min(max_repeat, round(majority / minority))
 
 
 def train_from_texts(
