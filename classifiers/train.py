@@ -192,8 +192,8 @@ def balance_repeats(majority: int, minority: int, max_repeat: int) -> int:
 
 
 def train_from_texts(
-    positives: Iterable[str],
-    negatives: Iterable[str],
+    positives: Iterable[str | tuple[str, int]],
+    negatives: Iterable[str | tuple[str, int]],
     output: str,
     fasttext_config: FastTextConfig | None = None,
     validation_fraction: float = 0.1,
@@ -214,12 +214,15 @@ def train_from_texts(
     ``balance_max_repeat`` > 1: each training line of the smaller class is written
     ``balance_repeats(...)`` times (at different places of the shuffled file), so a pool of a few
     hundred negatives against thousands of seed positives trains near the paper's 1:1 ratio;
-    counted in ``counts["balance_repeats"]``. Validation lines are never repeated.
+    counted in ``counts["balance_repeats"]``. A text may come as ``(text, weight)``: its training
+    line is written ``weight`` times (the pool's own math weighed above the seed; the balance then
+    counts the lines written). Validation lines are never repeated.
     Raises ``TrainingDataError`` when either class has no training example.
     """
     cfg = fasttext_config or FastTextConfig()
     counts = {"train_positives": 0, "train_negatives": 0, "validation_positives": 0, "validation_negatives": 0,
-              "empty_after_normalization": 0, "train_tokens": 0}
+              "empty_after_normalization": 0, "train_tokens": 0, "train_positives_written": 0,
+              "train_negatives_written": 0}
     work_dir = tempfile.mkdtemp(prefix="math-classifier-train-")
     try:
         train_path = os.path.join(work_dir, "train.txt")
@@ -229,7 +232,8 @@ def train_from_texts(
         def labelled(validation_file) -> Iterable[str]:
             for label, texts in ((1, positives), (0, negatives)):
                 kind = "positives" if label else "negatives"
-                for text in texts:
+                for item in texts:
+                    text, weight = (item, 1) if isinstance(item, str) else item
                     line = normalize_text(text, max_tokens)
                     if not line:
                         counts["empty_after_normalization"] += 1
@@ -240,8 +244,12 @@ def train_from_texts(
                         counts[f"validation_{kind}"] += 1
                         continue
                     counts[f"train_{kind}"] += 1
+                    counts[f"train_{kind}_written"] += max(1, weight)
                     counts["train_tokens"] += line.count(" ") + 1
-                    yield f"{MATH_LABEL if label else OTHER_LABEL} {line}"
+                    labelled_line = f"{MATH_LABEL if label else OTHER_LABEL} {line}"
+                    yield labelled_line
+                    for k in range(1, weight):
+                        yield labelled_line, f"#weight{k}"
 
         with open(validation_path, "w", encoding="utf-8") as validation_file:
             _write_shuffled(labelled(validation_file), train_path, work_dir, seed)
@@ -286,27 +294,29 @@ def train_from_texts(
 
 def _balance(train_path: str, work_dir: str, seed: int, counts: dict, max_repeat: int) -> int:
     """Rewrite the shuffled training file with the smaller class's lines repeated (see
-    ``balance_repeats``); returns the repeat factor (1: the file is left as it is)."""
-    pos, neg = counts["train_positives"], counts["train_negatives"]
+    ``balance_repeats``, on the lines written, weights included); returns the repeat factor (1:
+    the file is left as it is)."""
+    pos, neg = counts["train_positives_written"], counts["train_negatives_written"]
     repeats = balance_repeats(max(pos, neg), min(pos, neg), max_repeat)
     if repeats == 1:
         return 1
     minority = OTHER_LABEL if neg < pos else MATH_LABEL
 
     def repeated():
+        # The salt is the line's place in the file, so weighted copies of one text stay apart.
         with open(train_path, encoding="utf-8") as fh:
-            for line in fh:
+            for i, line in enumerate(fh):
                 line = line.rstrip("\n")
-                yield line
+                yield line, f"#{i}"
                 if line.startswith(minority + " "):
                     for k in range(1, repeats):
-                        yield line, f"#repeat{k}"
+                        yield line, f"#{i}.{k}"
 
     balanced = os.path.join(work_dir, "train-balanced.txt")
     _write_shuffled(repeated(), balanced, work_dir, seed)
     os.replace(balanced, train_path)
     key = "train_negatives" if minority == OTHER_LABEL else "train_positives"
-    counts[key + "_written"] = counts[key] * repeats
+    counts[key + "_written"] *= repeats
     return repeats
 
 

@@ -110,7 +110,7 @@ def plan_stages(cfg: RunConfig, beam_args: Sequence[str]) -> list[StagePlan]:
         StagePlan("rounds", "pipeline.rounds.pipeline",
                   [f"--pool={d['dedup']}"] + [f"--seed={s}" for s in cfg.seed] + [f"--output={d['rounds']}"], d["rounds"]),
         StagePlan("refine", "pipeline.extract.refine",
-                  [f"--input={recalled_dir(d['rounds'])}", f"--output={d['refine']}"]
+                  [f"--input={recalled_dir(d['rounds'])}", f"--output={d['refine']}", f"--recheck-cut={d['rounds']}"]
                   + options_to_argv(extractor_settings(cfg.extract)), d["refine"]),
         StagePlan("decontaminate", "pipeline.decontaminate.pipeline",
                   [f"--input={d['refine']}", f"--output={d['decontaminate']}"], d["decontaminate"]),

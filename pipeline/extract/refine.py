@@ -1,7 +1,7 @@
 """The second extraction tier: the precise text of the pages the recall rounds kept.
 
     python -m pipeline.extract.refine --input DIR_OR_GLOB --output DIR [--tier fast|precise]
-        [--num_shards N] [extract stage flags] [any Beam pipeline option]
+        [--recheck-cut ROUNDS_DIR] [--num_shards N] [extract stage flags] [any Beam pipeline option]
 
 With ``--tier fast`` (the extract stage's default) the input pages carry the fast tier's text
 (``pipeline.extract.fast_text``), which only decided what was recalled. Each page is read again
@@ -11,7 +11,9 @@ exactly as the single-tier extract stage does (same decoder, sandbox, extractor,
 row builder), so its text, ``id``, ``title``, ``lang`` and ``num_formulas`` are byte-identical to
 what ``--tier precise`` gives for that record; the columns later stages added (``dup_count``,
 ``math_score``, ``recall_round``) are kept. WET records (their text is the record) and rows with
-``--tier precise`` pass through unchanged.
+``--tier precise`` pass through unchanged. With ``--recheck-cut`` (the rounds' output; ``pipeline.run``
+passes it) a re-extracted page is kept only if its precise text passes the last round's calibrated
+cut, scored by that round's model (``pipeline.rounds.recheck``); the others are counted rejects.
 
 A page that cannot be read again (``refetch_failed``: the archive is gone or changed), decoded or
 extracted is a counted reject in ``rejects/``, never a failed job. Outputs: ``data/`` shards with
@@ -61,6 +63,7 @@ from pipeline.extract.transforms import (
 )
 from pipeline.extract.warc_reader import PageRecord, read_records_at
 from pipeline.inputs import check_output_reachable, require_pages
+from pipeline.rounds.recheck import FinalCut, RecheckCut, final_cut_of
 from pipeline.schema import DOCUMENT_SCHEMA, DUP_COUNT, MATH_SCORE, RECALL_ROUND, make_reject, schema_with
 
 LOG = logging.getLogger(__name__)
@@ -151,11 +154,14 @@ def _merge(element):
 
 
 class RefineText(beam.PTransform):
-    """Rows (fast tier) -> ``{"rows": rows with the precise text, "rejects": reject rows}``."""
+    """Rows (fast tier) -> ``{"rows": rows with the precise text, "rejects": reject rows}``; with a
+    ``final_cut``, the re-extracted rows must also pass the last round's cut on their new text
+    (``pipeline.rounds.recheck``)."""
 
-    def __init__(self, config: ExtractConfig):
+    def __init__(self, config: ExtractConfig, final_cut: FinalCut | None = None):
         super().__init__()
         self.config = config
+        self.final_cut = final_cut
 
     def expand(self, rows):
         precise = dataclasses.replace(self.config, tier="precise")
@@ -178,9 +184,13 @@ class RefineText(beam.PTransform):
             | "JoinByRecord" >> beam.CoGroupByKey()
             | "Merge" >> beam.FlatMap(_merge)
         )
+        rejected = [routed[REJECTS], records[REJECTS], decoded[REJECTS], extracted[REJECTS], labelled[REJECTS]]
+        if self.final_cut is not None:
+            rechecked = refined | "RecheckCut" >> RecheckCut(self.final_cut, NAMESPACE, STAGE)
+            refined = rechecked["rows"]
+            rejected.append(rechecked["rejects"])
         out = (refined, routed[RouteFn.KEPT]) | "AllRows" >> beam.Flatten()
-        rejects = ((routed[REJECTS], records[REJECTS], decoded[REJECTS], extracted[REJECTS], labelled[REJECTS])
-                   | "CollectRejects" >> beam.Flatten())
+        rejects = tuple(rejected) | "CollectRejects" >> beam.Flatten()
         return {"rows": out, "rejects": rejects}
 
 
@@ -190,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output folder (local, gs:// or s3://)")
     p.add_argument("--num_shards", type=int, default=1, help="output shards (0: let the runner decide)")
     p.add_argument("--overwrite", action="store_true", help="recompute even if the output is complete")
+    p.add_argument("--recheck-cut", "--recheck_cut", dest="recheck_cut", default=None, metavar="ROUNDS_DIR",
+                   help="the recall rounds' output: keep a re-extracted page only if its precise text passes the "
+                        "last round's calibrated cut (pipeline.rounds.recheck); pipeline.run passes it")
     add_stage_settings(p)
     return p
 
@@ -204,8 +217,9 @@ def pages_schema(input_path: str, dry_run: bool) -> pa.Schema:
         return pq.read_schema(fh).remove_metadata()
 
 
-def make_summary(counts: dict[str, int], parameters: dict, seconds: float) -> dict:
-    """``summary.json`` from the job's counters (both this stage's and the extractor's rejects)."""
+def make_summary(counts: dict[str, int], parameters: dict, seconds: float, rechecked: bool = False) -> dict:
+    """``summary.json`` from the job's counters (both this stage's and the extractor's rejects);
+    ``rechecked``: the refined rows went through the last round's cut again (only those above it are out)."""
     own = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith(f"{NAMESPACE}:")}
     rejected: dict[str, int] = {}
     for key, value in counts.items():
@@ -214,7 +228,8 @@ def make_summary(counts: dict[str, int], parameters: dict, seconds: float) -> di
             reason = name[len("rejected:"):]
             rejected[reason] = rejected.get(reason, 0) + int(value)
     rows_in = own.get("rows_in", 0)
-    rows_out = own.get("refined", 0) + own.get("passed_through", 0)
+    kept_refined = own.get("above_cut_on_precise_text", 0) if rechecked else own.get("refined", 0)
+    rows_out = kept_refined + own.get("passed_through", 0)
     return {
         "stage": STAGE,
         "parameters": parameters,
@@ -224,6 +239,7 @@ def make_summary(counts: dict[str, int], parameters: dict, seconds: float) -> di
         "refined": own.get("refined", 0),
         "passed_through": own.get("passed_through", 0),
         "text_changed": own.get("text_changed", 0),
+        "above_cut_on_precise_text": own.get("above_cut_on_precise_text", 0),
         "rejected": dict(sorted(rejected.items())),
         "accounted": rows_out + sum(rejected.values()) == rows_in,
         "seconds": round(seconds, 3),
@@ -239,7 +255,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
     dry_run = is_dry_run(options)
     output = args.output.rstrip("/")
     check_output_reachable(output, options)
-    parameters = {"input": args.input, "output": output, "num_shards": args.num_shards, "config": config.to_dict()}
+    parameters = {"input": args.input, "output": output, "num_shards": args.num_shards, "config": config.to_dict(),
+                  "recheck_cut": args.recheck_cut}
     if not dry_run and not args.overwrite and is_complete(output):
         LOG.info("refine: %s is complete; returning its summary (use --overwrite to recompute)", output)
         return read_json(join(output, SUMMARY))
@@ -249,13 +266,17 @@ def run(argv: Sequence[str] | None = None) -> dict:
         clear_output(output)
     pipeline = beam.Pipeline(options=options)
     rows = pipeline | "ReadPages" >> beam.io.ReadFromParquet(parquet_glob(args.input), validate=not dry_run)
-    out = rows | "Refine" >> RefineText(config)
+    final_cut = final_cut_of(args.recheck_cut, dry_run) if args.recheck_cut else None
+    if args.recheck_cut and final_cut is None:
+        LOG.info("refine: the rounds' last cut is a token budget; it is not re-applied to the precise text")
+    parameters["final_cut"] = None if final_cut is None else {"round": final_cut.round_index, "cut": final_cut.cut_path}
+    out = rows | "Refine" >> RefineText(config, final_cut)
     _ = out["rows"] | "WritePages" >> WriteParquetShards(data_dir(output), schema, args.num_shards)
     _ = out["rejects"] | "WriteRejects" >> WriteRejects(output)
     result = run_pipeline(pipeline)
     if dry_run:
         return {"stage": STAGE, "dry_run": True, "parameters": parameters}
-    summary = make_summary(counters(result), parameters, time.time() - started)
+    summary = make_summary(counters(result), parameters, time.time() - started, rechecked=final_cut is not None)
     if not summary["accounted"]:
         LOG.warning("refine: rows in (%d) != out (%d) + rejected (%s)", summary["rows_in"], summary["rows_out"],
                     summary["rejected"])

@@ -53,6 +53,21 @@ def bin_score(b: int) -> float:
     return 1.0 / (1.0 + math.exp(-logit))
 
 
+def above_calibrated_cut(score: float, formulas: int, cut: Mapping, markup_min_formulas: int) -> bool:
+    """Whether a page with this score and formula count is recalled by a calibrated cut (the
+    ``CalibratedCutFn`` dict: ``bin``, ``markup_floor_bin``): its score's bin is at least the cut's,
+    or it carries at least ``markup_min_formulas`` formulas and its bin is at least the markup floor.
+
+    >>> cut = {"bin": score_bin(0.9), "markup_floor_bin": score_bin(0.05)}
+    >>> above_calibrated_cut(0.95, 0, cut, 1), above_calibrated_cut(0.5, 0, cut, 1), above_calibrated_cut(0.5, 2, cut, 1)
+    (True, False, True)
+    >>> above_calibrated_cut(0.01, 2, cut, 1), above_calibrated_cut(0.5, 2, cut, 3)
+    (False, False)
+    """
+    b = score_bin(score)
+    return b >= cut["bin"] or (formulas >= markup_min_formulas and b >= cut["markup_floor_bin"])
+
+
 def histogram(scores: Iterable[float]) -> dict[int, int]:
     """Pages per logit bin (sparse)."""
     out: dict[int, int] = {}

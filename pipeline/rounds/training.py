@@ -61,6 +61,23 @@ def epochs_for(cfg: RoundsConfig, examples: int) -> int:
     return max(base, min(cfg.small_data_epochs, math.ceil(base * cfg.epoch_scale_examples / examples)))
 
 
+def pool_positive_weight(seed_lines: int, pool_lines: int, share: float, max_repeat: int) -> int:
+    """How many times each pool positive is written so that the pool's own math carries about
+    ``share`` of the positives' weight beside ``seed_lines`` seed texts: at least 1 (never below its
+    plain count), at most ``max_repeat``.
+
+    >>> pool_positive_weight(1500, 10, 0.5, 32), pool_positive_weight(1500, 300, 0.5, 32), pool_positive_weight(250_000, 250_000, 0.5, 32)
+    (32, 5, 1)
+    >>> pool_positive_weight(1500, 0, 0.5, 32), pool_positive_weight(1500, 10, 0.5, 1), pool_positive_weight(900, 100, 0.25, 32)
+    (1, 1, 3)
+    """
+    if pool_lines <= 0 or share <= 0 or max_repeat <= 1:
+        return 1
+    if share >= 1:
+        return max_repeat
+    return max(1, min(max_repeat, round(share * seed_lines / ((1 - share) * pool_lines))))
+
+
 def _seed_fold(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:4], "big") % FOLDS
 
@@ -142,7 +159,7 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
     negative_files = _existing(parquet_glob(join(out, "negatives")))
     seed_files = expand_sources(cfg.seed)
     k_pool = int(cfg.positives_per_round * cfg.max_discovered_share)
-    reports, seed_hist = [], {}
+    reports, seed_hist, weights = [], {}, []
     totals = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
     for f, model in enumerate(model_paths(cfg.output, r)):
         stats = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
@@ -150,10 +167,23 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
         pool_positives = iter_pool_texts(pool_files, f, set(), stats["discovered"], only=chosen)
         k_seed = max(1, cfg.positives_per_round - len(chosen))
         # Each model takes the seed rows of its own share (the seed is never scored, so any split will do).
-        seed = (t for t in sample_texts(seed_files, k_seed * FOLDS, seed=cfg.random_seed, stats=stats["seed"])
-                if _seed_fold(t) == f)
+        seed_count = [0]
+
+        def seed(f=f, seed_count=seed_count):
+            for t in sample_texts(seed_files, k_seed * FOLDS, seed=cfg.random_seed, stats=stats["seed"]):
+                if _seed_fold(t) == f:
+                    seed_count[0] += 1
+                    yield t
+
+        def weighted_pool(pool_positives=pool_positives, seed_count=seed_count, n=len(chosen)):
+            # read after the seed, so the weight is known; the file order does not depend on it
+            weight = pool_positive_weight(seed_count[0], n, cfg.max_discovered_share, cfg.balance_max_repeat)
+            weights.append(weight)
+            for t in pool_positives:
+                yield t, weight
+
         negatives = iter_pool_texts(negative_files, f, set(), stats["negatives"])
-        result = train_from_texts(itertools.chain(pool_positives, seed), negatives, model,
+        result = train_from_texts(itertools.chain(seed(), weighted_pool()), negatives, model,
                                   fasttext_config=cfg.fasttext, validation_fraction=cfg.validation_fraction,
                                   max_tokens=cfg.max_tokens, seed=cfg.random_seed + f,
                                   epoch_schedule=lambda n: epochs_for(cfg, n),
@@ -171,6 +201,7 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
         "folds": FOLDS,
         "epochs": [rep["fasttext"]["epoch"] for rep in reports],
         "validation": first.get("validation"),
+        "pool_positive_weight": weights,
         "train_seconds": round(sum(rep["train_seconds"] for rep in reports), 3),
         "read": {k: v.to_dict() for k, v in totals.items()},
         "seed_validation_histogram": seed_hist,

@@ -337,8 +337,7 @@ def _flag_recalled(row, cut, markup_min_formulas):
     if cut["mode"] == "budget":
         recalled = row["_key"] >= cut["threshold_key"]
     else:
-        recalled = row["_bin"] >= cut["bin"] or (
-            formulas_of(row) >= markup_min_formulas and row["_bin"] >= cut["markup_floor_bin"])
+        recalled = calibration.above_calibrated_cut(row["math_score"], formulas_of(row), cut, markup_min_formulas)
     return {**row, "_recalled": recalled}
 
 

@@ -143,7 +143,8 @@ def test_class_balancing_repeats_the_smaller_class_and_lowers_the_scores_of_unse
     expected = balance_repeats(counts["train_positives"], counts["train_negatives"], 32)
     assert counts["balance_repeats"] == expected > 1
     assert counts["train_negatives_written"] == expected * counts["train_negatives"]
-    assert results[1][0]["balance_repeats"] == 1 and "train_negatives_written" not in results[1][0]
+    assert results[1][0]["balance_repeats"] == 1
+    assert results[1][0]["train_negatives_written"] == results[1][0]["train_negatives"]
 
     def mean_nonmath(scores):
         other = [s for s, y in zip(scores, labels) if y == 0]
@@ -152,3 +153,36 @@ def test_class_balancing_repeats_the_smaller_class_and_lowers_the_scores_of_unse
     unbalanced, balanced = mean_nonmath(results[1][1]), mean_nonmath(results[32][1])
     assert balanced < unbalanced - 0.1, (unbalanced, balanced)
     assert roc_auc(labels, results[32][1]) >= 0.9
+
+
+def test_weighted_web_math_raises_the_scores_of_unseen_web_math(trained, seed_dir, tmp_path):
+    """The rounds' case: thousands of textbook seed rows, a handful of the pool's own web math pages
+    and a few dozen pool negatives. Written ``weight`` times each (``(text, weight)``), the web
+    pages teach the model what math looks like on the web: held-out labelled math pages score
+    higher than when each is written once, and the held-out pages stay well separated."""
+    from classifiers.train import train_from_texts
+
+    with gzip.open(seed_dir / "math_seed.jsonl.gz", "rt", encoding="utf-8") as fh:
+        seed = [json.loads(line)["text"] for line in fh]
+    web_math = [r["text"] for l, r in trained["train"] if l == "math"][:12]
+    negatives = [r["text"] for l, r in trained["train"] if l == "nonmath"][:60]
+    test = trained["test"]
+    labels = [int(l == "math") for l, _ in test]
+    results = {}
+    for weight in (1, 32):
+        model = tmp_path / f"model-{weight}.bin"
+        report = train_from_texts(seed + [(t, weight) for t in web_math], negatives, str(model),
+                                  FastTextConfig(bucket=20_000, thread=1), validation_fraction=0.0,
+                                  balance_max_repeat=32)
+        results[weight] = (report["counts"], MathClassifier.load(str(model)).score([r["text"] for _, r in test]))
+    once, weighted = results[1][0], results[32][0]
+    assert weighted["train_positives"] == once["train_positives"]  # the same texts ...
+    assert weighted["train_positives_written"] == once["train_positives"] + 31 * len(web_math)  # ... more lines
+
+    def mean_math(scores):
+        own = [s for s, y in zip(scores, labels) if y == 1]
+        return sum(own) / len(own)
+
+    # measured: mean held-out math score 0.81 -> 0.86, ROC-AUC 0.95 -> 0.97
+    assert mean_math(results[32][1]) > mean_math(results[1][1]) + 0.02
+    assert roc_auc(labels, results[32][1]) >= max(0.95, roc_auc(labels, results[1][1]))

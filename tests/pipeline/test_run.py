@@ -257,3 +257,50 @@ def test_same_input_gives_a_byte_identical_corpus_on_every_local_runner(chain, r
     run([f"--output={tmp_path / 'out'}", *BEAM_RUNNERS[runner]])
     assert summaries["corpus"]["rows"] > 0
     assert corpus_fingerprint(tmp_path / "out") == corpus_fingerprint(out)
+
+
+def test_refine_keeps_a_page_only_if_its_precise_text_passes_the_last_cut(chain, tmp_path, monkeypatch):
+    """Every pool page handed to refine as if recalled (fast-tier text, a top score): with the
+    rounds' output as ``--recheck-cut``, a page is kept exactly when the last round's model, scoring
+    its precise text, puts it above the round's calibrated cut; the others are counted rejects."""
+    import pyarrow.parquet as pq
+
+    from classifiers.math_classifier import MathClassifier
+    from pipeline.extract import refine
+    from pipeline.rounds.calibration import above_calibrated_cut
+    from pipeline.rounds.recheck import REASON, final_cut_of
+    from pipeline.schema import MATH_SCORE, RECALL_ROUND, schema_with
+    from pipeline.score.transforms import cross_fit_fold
+
+    out, summaries = chain
+    monkeypatch.chdir(out.parent)
+    assert summaries["refine"]["parameters"]["final_cut"] is not None and summaries["refine"]["accounted"]
+    pool = pq.read_table(sorted((out / "dedup" / "data").glob("*.parquet")))
+    schema = schema_with(pool.schema, MATH_SCORE, RECALL_ROUND)
+    rows = [{**r, "math_score": 0.999, "recall_round": 1} for r in pool.to_pylist()]
+    pq.write_table(pa_table(rows, schema), tmp_path / "all.parquet")
+    summary = refine.run(["--input", str(tmp_path / "all.parquet"), "--output", str(tmp_path / "refined"),
+                          "--recheck-cut", str(out / "rounds"), "--runner=FnApiRunner"])
+    assert summary["accounted"] and summary["rows_in"] == len(rows)
+
+    cut = final_cut_of(str(out / "rounds"))
+    threshold = json.loads(Path(cut.cut_path).read_text())["threshold"]
+    models = [MathClassifier.load(m) for m in cut.models]
+    kept = pq.read_table(sorted((tmp_path / "refined" / "data").glob("*.parquet"))).to_pylist()
+    wet = [r for r in kept if r["source_format"] == "text"]  # their text is the one scored: not rechecked
+    assert summary["passed_through"] == len(wet) == sum(r["source_format"] == "text" for r in rows)
+    for row in (r for r in kept if r["source_format"] != "text"):
+        score = models[cross_fit_fold(row["id"], len(models))].score([row["text"]])[0]
+        assert row["math_score"] == pytest.approx(score, abs=1e-6)
+        assert above_calibrated_cut(score, row["num_formulas"] or 0, threshold, cut.markup_min_formulas), row["url"]
+    rejects = pq.read_table(sorted((tmp_path / "refined" / "rejects").glob("*.parquet"))).to_pylist()
+    below = [r for r in rejects if r["reason"] == REASON]
+    assert summary["rejected"][REASON] == len(below) > len(rows) // 2  # the pool is mostly not math
+    assert {r["url"] for r in below}.isdisjoint(r["url"] for r in kept)
+    assert len(kept) >= 0.8 * summaries["rounds"]["recalled"]  # the recalled math keeps its place
+
+
+def pa_table(rows, schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=schema)

@@ -1,0 +1,112 @@
+"""The last recall round's cut, applied again to the text that goes into the corpus.
+
+With the two-tier extraction (the default) the rounds score the fast tier's text, and the refine
+stage then replaces it by the precise extractor's text. The two can say different things about a
+page: the fast tier may take a pager or a list of figures for the main content of a page whose
+real text is a spam list, and a page recalled for such a text would reach the corpus on the
+strength of words it does not hold. The single-tier path never has that gap: the text it scores
+is the text it keeps.
+
+So the refined rows are scored again with the last round's cross-fitted models (each page by the
+model that scored it in the round, ``cross_fit_fold``) and kept only if their precise text passes
+the same calibrated cut (``calibration.above_calibrated_cut``: the score, or formulas counted on
+the precise text with a score above the markup floor). ``math_score`` becomes the score of the
+text the row holds. A failing page is a counted reject (``below_cut_on_precise_text``, with its
+score and the cut), never a silent drop. Rows whose text was not replaced (single tier, WET
+records) are not scored again. A token-budget cut (``--token-budget``) is not re-applied: the
+budget is a number of tokens of the fast texts, so no threshold carries over.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.beam_utils import count, join, read_json
+from pipeline.rounds import calibration
+from pipeline.rounds.config import RoundsConfig
+from pipeline.rounds.training import model_paths, round_dir
+from pipeline.schema import make_reject
+from pipeline.score.transforms import REJECTS, ScoreWithClassifier
+
+REASON = "below_cut_on_precise_text"
+
+
+@dataclass(frozen=True)
+class FinalCut:
+    """What the recheck needs of a finished rounds output: the last round's models, the file that
+    holds its cut (read by the workers) and the formula count that makes a page a markup page."""
+
+    round_index: int
+    models: tuple[str, ...]
+    cut_path: str
+    markup_min_formulas: int
+
+
+def final_cut_of(rounds_output: str, dry_run: bool = False) -> FinalCut | None:
+    """The last round's cut of ``rounds_output`` (``pipeline.rounds``), or None when that cut is a
+    token budget. A dry run reads nothing and names round one's files."""
+    if dry_run:
+        r, min_formulas = 1, RoundsConfig().markup_min_formulas
+    else:
+        summary = read_json(join(rounds_output, "summary.json"))
+        r = int(summary["rounds"][-1]["round"])
+        min_formulas = int(summary.get("parameters", {}).get("markup_min_formulas", RoundsConfig().markup_min_formulas))
+    cut_path = join(round_dir(rounds_output, r), "tables", "stats.json")
+    if not dry_run and read_json(cut_path)["threshold"].get("mode") != "calibrated":
+        return None
+    return FinalCut(r, tuple(model_paths(rounds_output, r)), cut_path, min_formulas)
+
+
+class KeepAboveCutFn(beam.DoFn):
+    """Scored rows -> the rows that pass the round's cut; the others to ``rejects``."""
+
+    def __init__(self, cut_path: str, markup_min_formulas: int, namespace: str, stage: str):
+        self.cut_path = cut_path
+        self.markup_min_formulas = markup_min_formulas
+        self.namespace = namespace
+        self.stage = stage
+        self._cut = None
+
+    def setup(self):
+        with FileSystems.open(self.cut_path) as fh:
+            self._cut = json.loads(fh.read().decode("utf-8"))["threshold"]
+
+    def process(self, row):
+        formulas = row.get("num_formulas") if isinstance(row.get("num_formulas"), int) else 0
+        if calibration.above_calibrated_cut(row["math_score"], formulas, self._cut, self.markup_min_formulas):
+            count(self.namespace, "above_cut_on_precise_text")
+            yield row
+            return
+        count(self.namespace, f"rejected:{REASON}")
+        detail = (f"score {row['math_score']:.4f} on the precise text, {formulas} formulas; "
+                  f"cut {self._cut['threshold']:.4f}, markup floor {self._cut['markup_floor']:.4f}")
+        yield beam.pvalue.TaggedOutput(REJECTS, make_reject(self.stage, row.get("warc_path") or "",
+                                                            row.get("warc_offset") if row.get("warc_offset") is not None else -1,
+                                                            row.get("url"), REASON, detail))
+
+
+def _count_score_reject(reject: dict, namespace: str) -> dict:
+    count(namespace, f"rejected:{reject['reason']}")
+    return reject
+
+
+class RecheckCut(beam.PTransform):
+    """Rows with their final text -> ``{"rows": those that pass the cut, scored again; "rejects": the rest}``."""
+
+    def __init__(self, final_cut: FinalCut, namespace: str, stage: str, batch_size: int = 256):
+        super().__init__()
+        self.final_cut = final_cut
+        self.namespace = namespace
+        self.stage = stage
+        self.batch_size = batch_size
+
+    def expand(self, rows):
+        scored = rows | "ScoreAgain" >> ScoreWithClassifier(list(self.final_cut.models), self.batch_size)
+        kept = scored["scored"] | "KeepAboveCut" >> beam.ParDo(
+            KeepAboveCutFn(self.final_cut.cut_path, self.final_cut.markup_min_formulas, self.namespace, self.stage)
+        ).with_outputs(REJECTS, main="rows")
+        score_rejects = scored["rejects"] | "CountScoreRejects" >> beam.Map(_count_score_reject, self.namespace)
+        return {"rows": kept.rows, "rejects": (kept[REJECTS], score_rejects) | "RecheckRejects" >> beam.Flatten()}
