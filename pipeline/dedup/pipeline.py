@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", type=int, default=3,
                    help="each LSH bucket member is verified against this many of the bucket's smallest members")
     p.add_argument("--seed", type=int, default=d.seed, help="permutation seed (datasketch's default: 1)")
+    p.add_argument("--fingerprint_hashes", type=int, default=d.fingerprint_hashes,
+                   help="verification sketch: each page's smallest distinct shingle hashes (bottom-k); "
+                        "exact Jaccard for pages with fewer shingles, 0: every shingle (exact, more memory)")
     p.add_argument("--keep", choices=KEEP_POLICIES, default="longest", help="representative of a component")
     p.add_argument("--cc_rounds", type=int, default=12, help="large/small-star rounds unrolled in the job")
     p.add_argument("--cc_max_rounds", type=int, default=48, help="rerun with doubled rounds up to this")
@@ -150,7 +153,10 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
         "s_curve": s_curve_table(config.bands, config.rows),
         "keep": args.keep,
         "neighbours": args.neighbours,
-        "verification": "exact Jaccard of shingle-hash sets >= threshold for every candidate edge",
+        "verification": ("Jaccard of shingle-hash sets >= threshold for every candidate edge: exact for pages of "
+                         f"fewer than {config.fingerprint_hashes} distinct shingles, beyond them the bottom-"
+                         f"{config.fingerprint_hashes} estimate" if config.fingerprint_hashes else
+                         "exact Jaccard of shingle-hash sets >= threshold for every candidate edge"),
         "cc_rounds": cc_rounds,
         "url_dedup": "newest fetch_time per normalised URL; ties: smallest id, warc_path, warc_offset",
     }
@@ -250,7 +256,8 @@ def run(argv: list[str] | None = None) -> dict:
     """Runs the dedup stage; returns the summary (for a dry run: the parameters only)."""
     args, beam_args = build_parser().parse_known_args(argv)
     config = MinHashConfig.for_threshold(args.threshold, args.num_perm, args.bands, args.rows,
-                                         shingle_size=args.shingle_size, seed=args.seed)
+                                         shingle_size=args.shingle_size, seed=args.seed,
+                                         fingerprint_hashes=args.fingerprint_hashes)
     if args.neighbours < 1:
         raise InputError("--neighbours must be >= 1")
     if args.cc_rounds < 1 or args.cc_max_rounds < args.cc_rounds:

@@ -181,7 +181,7 @@ class MinHashFileFn(beam.DoFn):
                 _count("near_dup_skipped:no_shingles")
                 yield beam.pvalue.TaggedOutput(self.NO_SHINGLES, 1)
                 continue
-            yield beam.pvalue.TaggedOutput(self.FINGERPRINTS, (node, shingle_fingerprint(h)))
+            yield beam.pvalue.TaggedOutput(self.FINGERPRINTS, (node, shingle_fingerprint(h, self.config.fingerprint_hashes)))
             for band in self.hasher.band_keys(sig):
                 yield (band, node)
 

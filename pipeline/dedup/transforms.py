@@ -192,7 +192,8 @@ class DedupNearDuplicates(beam.PTransform):
                 MinHashFileFn.NO_SHINGLES, MinHashFileFn.FINGERPRINTS, main="entries")
         )
         candidates = bands.entries | "BucketCandidates" >> BucketCandidateEdges(self.neighbours)
-        edges = candidates | "VerifyEdges" >> VerifyEdges(bands[MinHashFileFn.FINGERPRINTS], self.config.threshold)
+        edges = candidates | "VerifyEdges" >> VerifyEdges(bands[MinHashFileFn.FINGERPRINTS], self.config.threshold,
+                                                             self.config.fingerprint_hashes)
         cc = edges | "Components" >> ConnectedComponents(self.cc_rounds)
         credits = (cc["children"]
                    | "CreditRoot" >> beam.Map(lambda cr: (cr[1], parse_node(cr[0])[1]))

@@ -12,8 +12,9 @@ row builder), so its text, ``id``, ``title``, ``lang`` and ``num_formulas`` are 
 what ``--tier precise`` gives for that record; the columns later stages added (``dup_count``,
 ``math_score``, ``recall_round``) are kept. WET records (their text is the record) and rows with
 ``--tier precise`` pass through unchanged. With ``--recheck-cut`` (the rounds' output; ``pipeline.run``
-passes it) a re-extracted page is kept only if its precise text passes the last round's calibrated
-cut, scored by that round's model (``pipeline.rounds.recheck``); the others are counted rejects.
+passes it) a re-extracted page whose precise text has no formula is kept only if that text, scored by
+the last round's model, passes the round's cut (``pipeline.rounds.recheck``); the others are counted
+rejects.
 
 A page that cannot be read again (``refetch_failed``: the archive is gone or changed), decoded or
 extracted is a counted reject in ``rejects/``, never a failed job. Outputs: ``data/`` shards with
@@ -201,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_shards", type=int, default=1, help="output shards (0: let the runner decide)")
     p.add_argument("--overwrite", action="store_true", help="recompute even if the output is complete")
     p.add_argument("--recheck-cut", "--recheck_cut", dest="recheck_cut", default=None, metavar="ROUNDS_DIR",
-                   help="the recall rounds' output: keep a re-extracted page only if its precise text passes the "
-                        "last round's calibrated cut (pipeline.rounds.recheck); pipeline.run passes it")
+                   help="the recall rounds' output: keep a re-extracted page without formulas only if its precise "
+                        "text passes the last round's cut (pipeline.rounds.recheck); pipeline.run passes it")
     add_stage_settings(p)
     return p
 

@@ -261,14 +261,14 @@ def test_same_input_gives_a_byte_identical_corpus_on_every_local_runner(chain, r
 
 def test_refine_keeps_a_page_only_if_its_precise_text_passes_the_last_cut(chain, tmp_path, monkeypatch):
     """Every pool page handed to refine as if recalled (fast-tier text, a top score): with the
-    rounds' output as ``--recheck-cut``, a page is kept exactly when the last round's model, scoring
-    its precise text, puts it above the round's calibrated cut; the others are counted rejects."""
+    rounds' output as ``--recheck-cut``, a page is kept exactly when its precise text carries
+    formulas or the last round's model, scoring that text, puts it above the round's cut; the
+    others are counted rejects."""
     import pyarrow.parquet as pq
 
     from classifiers.math_classifier import MathClassifier
     from pipeline.extract import refine
-    from pipeline.rounds.calibration import above_calibrated_cut
-    from pipeline.rounds.recheck import REASON, final_cut_of
+    from pipeline.rounds.recheck import REASON, final_cut_of, keeps_on_precise_text
     from pipeline.schema import MATH_SCORE, RECALL_ROUND, schema_with
     from pipeline.score.transforms import cross_fit_fold
 
@@ -292,7 +292,8 @@ def test_refine_keeps_a_page_only_if_its_precise_text_passes_the_last_cut(chain,
     for row in (r for r in kept if r["source_format"] != "text"):
         score = models[cross_fit_fold(row["id"], len(models))].score([row["text"]])[0]
         assert row["math_score"] == pytest.approx(score, abs=1e-6)
-        assert above_calibrated_cut(score, row["num_formulas"] or 0, threshold, cut.markup_min_formulas), row["url"]
+        assert keeps_on_precise_text(score, row["num_formulas"] or 0, threshold, cut.markup_min_formulas), row["url"]
+        assert row["num_formulas"] or score >= threshold["threshold"] - 0.01, row["url"]
     rejects = pq.read_table(sorted((tmp_path / "refined" / "rejects").glob("*.parquet"))).to_pylist()
     below = [r for r in rejects if r["reason"] == REASON]
     assert summary["rejected"][REASON] == len(below) > len(rows) // 2  # the pool is mostly not math

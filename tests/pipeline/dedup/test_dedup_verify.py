@@ -67,6 +67,28 @@ def test_fingerprint_jaccard_is_the_exact_shingle_jaccard(texts):
     assert len(fingerprint("a b c d e f a b c d e")) == 4 * 6  # distinct shingles only
 
 
+def test_bounded_fingerprint_is_exact_for_short_pages_and_close_for_long_ones(texts):
+    """The verification sketch (``fingerprint_hashes``, bottom-k): pages of fewer distinct shingles
+    than the bound get the exact Jaccard; long pages made of real texts (a shared part plus edits of
+    every strength) get an estimate within 4 standard errors of the exact value, from at most
+    ``4 * k`` bytes."""
+    k = MinHashConfig().fingerprint_hashes
+    a = texts[0]
+    b = a[: len(a) // 2] + " and so we are done, as the second half of this page says in other words."
+    assert len(shingle_set(a)) < k and len(shingle_set(b)) < k and 0 < jaccard(shingle_set(a), shingle_set(b)) < 1
+    assert fingerprint_jaccard(fingerprint(a), fingerprint(b)) == fingerprint_jaccard(
+        shingle_fingerprint(shingle_hashes(a), k), shingle_fingerprint(shingle_hashes(b), k), k)
+    long_page = "\n".join(texts)  # ~12 real solutions: thousands of shingles
+    assert len(shingle_set(long_page)) > 4 * k
+    for keep in (3, 6, 9, 11):
+        other = "\n".join(texts[:keep] + [t[::-1] for t in texts[keep:]])  # the rest rewritten
+        exact = jaccard(shingle_set(long_page), shingle_set(other))
+        fa, fb = (shingle_fingerprint(shingle_hashes(t), k) for t in (long_page, other))
+        assert len(fa) == len(fb) == 4 * k
+        se = (exact * (1 - exact) / k) ** 0.5
+        assert abs(fingerprint_jaccard(fa, fb, k) - exact) <= 4 * se + 1e-9, (keep, exact)
+
+
 def test_verify_keeps_exactly_the_pairs_at_or_above_the_threshold(texts):
     """Pairs of real texts with Jaccard spread over 0..1; a bucket whose minimum resembles
     neither of two near-duplicate members still links them (not with a plain star)."""
