@@ -31,6 +31,7 @@ from pipeline.beam_utils import count, join, read_json
 from pipeline.rounds import calibration
 from pipeline.rounds.config import RoundsConfig
 from pipeline.rounds.training import model_paths, round_dir
+from pipeline.rounds.transforms import formulas_of
 from pipeline.schema import make_reject
 from pipeline.score.transforms import REJECTS, ScoreWithClassifier
 
@@ -72,7 +73,7 @@ def keeps_on_precise_text(score: float, formulas: int, cut: dict, markup_min_for
     >>> keeps_on_precise_text(0.95, 0, cut, 1), keeps_on_precise_text(0.5, 0, cut, 1), keeps_on_precise_text(0.01, 2, cut, 1)
     (True, False, True)
     """
-    return formulas >= markup_min_formulas or calibration.above_calibrated_cut(score, 0, cut, markup_min_formulas)
+    return formulas >= markup_min_formulas or calibration.score_bin(score) >= cut["bin"]
 
 
 class KeepAboveCutFn(beam.DoFn):
@@ -90,7 +91,7 @@ class KeepAboveCutFn(beam.DoFn):
             self._cut = json.loads(fh.read().decode("utf-8"))["threshold"]
 
     def process(self, row):
-        formulas = row.get("num_formulas") if isinstance(row.get("num_formulas"), int) else 0
+        formulas = formulas_of(row)
         if keeps_on_precise_text(row["math_score"], formulas, self._cut, self.markup_min_formulas):
             count(self.namespace, "above_cut_on_precise_text")
             yield row
