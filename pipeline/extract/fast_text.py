@@ -35,11 +35,16 @@ LOG = logging.getLogger(__name__)
 
 # The output classes MathJax v2 writes next to its ``math/tex`` scripts (glyph copies of them).
 _MJ2_COPIES = ".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_CHTML, .MJX_Assistive_MathML"
-_CONFIG_HINTS = ("inlinemath", "displaymath", "delimiters", "asciimath")
+_CONFIG_HINTS = (b"inlinemath", b"displaymath", b"delimiters", b"asciimath")
+# Every name the markup passes and the delimiter reading look for in the raw HTML. Most hold
+# "math" or "tex": a page with neither is settled by two substring scans instead of eleven.
+_MATH_NAMES = (b"math/tex", b"math/x-tex", b"<math", b":math", b"inlinemath", b"displaymath", b"asciimath")
+_TEX_NAMES = (b"katex", b"text/tex")
+_OTHER_NAMES = (b"<img", b"delimiters")
 _INLINE_WRAPPERS = {"span", "a", "em", "i", "b", "strong", "font", "sup", "sub"}
-_FORMULA_IMAGE_HINT = re.compile(r"latex|mimetex|mathtex|codecogs|cht=tx|mwe-math|class=\"?math|/math/render|formula")
+_FORMULA_IMAGE_HINT = re.compile(rb"latex|mimetex|mathtex|codecogs|cht=tx|mwe-math|class=\"?math|/math/render|formula")
 # An ``<img>`` tag, quoted attribute values (which may hold ``>``) included.
-_IMG_TAG = re.compile(r"""<img\b(?:[^>"']+|"[^"]*"|'[^']*')*>""")
+_IMG_TAG = re.compile(rb"""<img\b(?:[^>"']+|"[^"]*"|'[^']*')*>""")
 _TEX_ENCODINGS = {"application/x-tex", "text/x-tex", "tex", "latex", "application/x-latex", "text/latex"}
 
 
@@ -80,26 +85,45 @@ def _annotation(node) -> str | None:
     return None
 
 
-def inline_markup_math(tree: HTMLTree, lowered: str) -> int:
+def markup_names(lowered: bytes) -> frozenset[bytes]:
+    """The names of math markup and renderer settings that the lower-cased raw HTML holds (of
+    ``_MATH_NAMES``, ``_TEX_NAMES``, ``_OTHER_NAMES``), exactly as one substring test each would find them.
+
+    >>> sorted(markup_names(b'<p>x</p><script type="math/tex">a</script><img src=a.png>'))
+    [b'<img', b'math/tex']
+    >>> markup_names(b"<p>plain</p>")
+    frozenset()
+    """
+    found = [name for name in _OTHER_NAMES if name in lowered]
+    if b"math" in lowered:
+        found += [name for name in _MATH_NAMES if name in lowered]
+    if b"tex" in lowered:
+        found += [name for name in _TEX_NAMES if name in lowered]
+    return frozenset(found)
+
+
+def inline_markup_math(tree: HTMLTree, lowered: bytes, names: frozenset[bytes] | None = None) -> int:
     """Put the TeX of the cheap markup formulas of ``tree`` in place as delimited text; returns
-    how many were put. ``lowered`` is the raw HTML ``tree`` was parsed from, lower-cased: each
-    kind is looked for only when it names it, so a page without math costs a few substring searches."""
+    how many were put. ``lowered`` is the raw HTML ``tree`` was parsed from, UTF-8 and lower-cased
+    (``names``: its ``markup_names``): each kind is looked for only when the HTML names it, so a
+    page without math costs a few substring searches."""
     body = tree.body
     if body is None:
         return 0
+    names = markup_names(lowered) if names is None else names
     count = 0
-    if "katex" in lowered:
+    if b"katex" in names:
         count += _katex(tree, body)
-    if "math/tex" in lowered or "math/x-tex" in lowered or "text/tex" in lowered:
+    if b"math/tex" in names or b"math/x-tex" in names or b"text/tex" in names:
         count += _mathjax_scripts(tree, body)
-    if "<math" in lowered or ":math" in lowered:
+    if b"<math" in names or b":math" in names:
         count += _mathml(tree, body)
-    if "<img" in lowered and _has_formula_image(lowered):
+    if b"<img" in names and _has_formula_image(lowered):
         count += _images(tree, body)
     return count
 
 
-def _has_formula_image(lowered: str) -> bool:
+def _has_formula_image(lowered: bytes) -> bool:
     """Whether an ``<img>`` tag of the page (its own attributes, as ``tex_from_image`` reads them)
     names a formula renderer or class."""
     return any(_FORMULA_IMAGE_HINT.search(m.group()) for m in _IMG_TAG.finditer(lowered))
@@ -166,10 +190,10 @@ def _images(tree: HTMLTree, body) -> int:
     return count
 
 
-def renderer_delimiters(tree: HTMLTree, lowered: str):
+def renderer_delimiters(tree: HTMLTree, names: frozenset[bytes]):
     """The TeX delimiters the page configures for its renderer (``math_delimiters.page_delimiters``);
-    its scripts are read only when the raw HTML names a delimiter setting or AsciiMath."""
-    if not any(hint in lowered for hint in _CONFIG_HINTS):
+    its scripts are read only when the raw HTML names (``markup_names``) a delimiter setting or AsciiMath."""
+    if not any(hint in names for hint in _CONFIG_HINTS):
         return page_delimiters([])
     scripts = tree.document.query_selector_all("script") if tree.document is not None else []
     texts = [s.text or "" for s in scripts if not (s.getattr("type") or "").lower().startswith("math/")]
@@ -187,11 +211,12 @@ def fast_main_text(html: str, url: str | None = None) -> Extracted:
         html = _strip_sentinels(html[:MAX_HTML_CHARS])
         tree = HTMLTree.parse(html)
         title = (tree.title or "").strip() or None
-        lowered = html.lower()
-        inline_markup_math(tree, lowered)
+        lowered = html.encode("utf-8", "surrogatepass").lower()  # bytes: ASCII lower-casing, fast
+        names = markup_names(lowered)
+        inline_markup_math(tree, lowered, names)
         text = extract_plain_text(tree, main_content=True, preserve_formatting=True, alt_texts=False,
                                   list_bullets=True).strip()
-        text, num_formulas, sources = _finish_text(text, renderer_delimiters(tree, lowered), {})
+        text, num_formulas, sources = _finish_text(text, renderer_delimiters(tree, names), {})
         return Extracted(text=text, title=title, num_formulas=num_formulas, formula_sources=sources)
     except Exception as exc:  # noqa: BLE001 - contract: never raise on bad HTML
         LOG.debug("fast extraction failed for %s: %r", url, exc)

@@ -129,6 +129,16 @@ def opener_regex(delims: Delimiters) -> re.Pattern:
     return re.compile("|".join(alternatives))
 
 
+@lru_cache(maxsize=64)
+def opener_chars(delims: Delimiters) -> tuple[str, ...]:
+    """The characters every match of ``opener_regex(delims)`` starts with: a text holding none of
+    them holds no delimited math (a few substring tests, where the regex scan is slow)."""
+    firsts = {left[0] for left, _ in delims.inline + delims.display if left} | {"\\"}
+    if delims.asciimath:
+        firsts.add("`")
+    return tuple(sorted(firsts))
+
+
 def _find_close(text: str, close: str, start: int, limit: int) -> int:
     """Index of the closing delimiter after ``start`` (not escaped), or -1."""
     end_limit = min(len(text), start + limit + len(close))
@@ -161,7 +171,7 @@ def rewrite_delimited_math(text: str, delims: Delimiters, asciimath_to_tex=None,
     ``\\[``, ``$$``, environments), ``delimited configured`` (pairs the page configures) and
     ``asciimath backticks``.
     """
-    if not text:
+    if not text or not any(c in text for c in opener_chars(delims)):
         return text, 0
     regex = opener_regex(delims)
     pairs: dict[str, tuple[str, bool]] = {}
