@@ -28,7 +28,6 @@ DEFAULT_MAX_CHARS = 10_000  # fastText is linear in the text; the head of a page
 _LABEL_PREFIX = "__label__"
 _DISPLAY_TEX = re.compile(r"\$\$.+?\$\$", re.DOTALL)
 _INLINE_TEX = re.compile(r"(?<![\\$])\$(?!\$)[^$\n]{1,500}?(?<!\\)\$")
-_WHITESPACE = re.compile(r"\s+")
 
 
 def model_path() -> Path:
@@ -50,8 +49,8 @@ def prepare_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """The single line that is scored: formulas removed, whitespace (newlines included) folded,
     cut to ``max_chars`` characters. Empty when the text holds nothing but formulas."""
     head = text[: max_chars * 2]  # formulas removed below may shorten it; never scan the whole page
-    prose = _INLINE_TEX.sub(" ", _DISPLAY_TEX.sub(" ", head))
-    return _WHITESPACE.sub(" ", prose).strip()[:max_chars]
+    prose = _INLINE_TEX.sub(" ", _DISPLAY_TEX.sub(" ", head)) if "$" in head else head
+    return " ".join(prose.split())[:max_chars]  # str.split: the whitespace of \s, folded, ends stripped
 
 
 class LanguageIdentifier:
