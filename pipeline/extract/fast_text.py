@@ -101,7 +101,7 @@ def markup_names(lowered: bytes) -> frozenset[bytes]:
     return frozenset(found)
 
 
-def inline_markup_math(tree: HTMLTree, lowered: bytes, names: frozenset[bytes] | None = None) -> int:
+def inline_markup_math(tree: HTMLTree, lowered: bytes, names: frozenset[bytes]) -> int:
     """Put the TeX of the cheap markup formulas of ``tree`` in place as delimited text; returns
     how many were put. ``lowered`` is the raw HTML ``tree`` was parsed from, UTF-8 and lower-cased
     (``names``: its ``markup_names``): each kind is looked for only when the HTML names it, so a
@@ -109,7 +109,6 @@ def inline_markup_math(tree: HTMLTree, lowered: bytes, names: frozenset[bytes] |
     body = tree.body
     if body is None:
         return 0
-    names = markup_names(lowered) if names is None else names
     count = 0
     if b"katex" in names:
         count += _katex(tree, body)

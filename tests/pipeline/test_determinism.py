@@ -7,9 +7,8 @@ The seed is a third of the bundled one (every third row): the rounds' fastText t
 driver is most of a chain's time here, and it is the same code on both runners."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import gzip
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
