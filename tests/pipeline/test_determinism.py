@@ -1,7 +1,8 @@
 """Same input, same corpus (issue 16.2) on every local runner: a math-sparse pool built from the
 real Common Crawl and other crawls of ``shared/data/warc`` plus the labelled math pages, run
-through the whole chain in-process, on the multi-process runner and on the portable runner. The corpus shards must be byte-identical
-(``test_run.py`` runs the README's portable command itself on the bundled sample).
+through the whole chain in-process, on the multi-process runner and on the portable runner. The
+corpus shards must be byte-identical (``test_run.py`` runs the README's portable command itself
+on the bundled sample).
 
 The seed is a third of the bundled one (every third row): the rounds' fastText training on the
 driver is most of a chain's time here, and it is the same code on every runner."""

@@ -246,7 +246,6 @@ def test_readme_says_what_the_training_jobs_need():
     assert '".[train]"' in section and "torch" in section
 
 
-
 # Byte-identical corpora on the in-process, multi-process and portable runners are
 # tests/pipeline/test_determinism.py's case (real crawls, a third of the seed): a second full chain
 # here on the whole seed cost ~160 s of the suite's budget for no runner that case does not run.
