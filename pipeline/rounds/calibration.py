@@ -53,19 +53,24 @@ def bin_score(b: int) -> float:
     return 1.0 / (1.0 + math.exp(-logit))
 
 
-def above_calibrated_cut(score: float, formulas: int, cut: Mapping, markup_min_formulas: int) -> bool:
+def above_calibrated_cut(score: float, formulas: int, cut: Mapping, markup_min_formulas: int,
+                         under_accepted_path: bool = False) -> bool:
     """Whether a page with this score and formula count is recalled by a calibrated cut (the
     ``CalibratedCutFn`` dict: ``bin``, ``markup_floor_bin``): its score's bin is at least the cut's,
-    or it carries at least ``markup_min_formulas`` formulas and its bin is at least the markup floor.
+    or it has evidence besides its score and its bin is at least the markup floor. The evidence is
+    at least ``markup_min_formulas`` formulas, or a page under a URL path accepted by an earlier
+    round (``under_accepted_path``: the paper's discovered pages, which it adds as math).
 
     >>> cut = {"bin": score_bin(0.9), "markup_floor_bin": score_bin(0.05)}
     >>> above_calibrated_cut(0.95, 0, cut, 1), above_calibrated_cut(0.5, 0, cut, 1), above_calibrated_cut(0.5, 2, cut, 1)
     (True, False, True)
     >>> above_calibrated_cut(0.01, 2, cut, 1), above_calibrated_cut(0.5, 2, cut, 3)
     (False, False)
+    >>> above_calibrated_cut(0.5, 0, cut, 1, under_accepted_path=True), above_calibrated_cut(0.01, 0, cut, 1, True)
+    (True, False)
     """
     b = score_bin(score)
-    return b >= cut["bin"] or (formulas >= markup_min_formulas and b >= cut["markup_floor_bin"])
+    return b >= cut["bin"] or ((formulas >= markup_min_formulas or under_accepted_path) and b >= cut["markup_floor_bin"])
 
 
 def histogram(scores: Iterable[float]) -> dict[int, int]:

@@ -11,7 +11,8 @@ Method (DeepSeekMath section 2.1, steps 2-5), round r = 1, 2, ...:
    the seed plus the pool's positives vs the negatives; each scores the pages it never saw.
 3. Recall (Beam): score the pool, cut it (``calibration.py``: the cut with the best implied
    F1 from the score histograms of the pool, of its markup pages and of the negatives; or, with
-   ``--token-budget``, the paper's top-N-tokens cut, ``budget.py``), mark domains whose recalled
+   ``--token-budget``, the paper's top-N-tokens cut, ``budget.py``; pages with formulas and pages
+   under ``--paths`` are recalled above a lower floor), mark domains whose recalled
    share is above 10% with evidence (Wilson lower bound, at least 3 pages) as math, aggregate
    their URL path prefixes, join with the recall history.
 4. Tables and report (driver): ``domains.tsv``, the editable ``paths.tsv`` (proposals; accepted
@@ -23,7 +24,8 @@ round four's data had been collected in round three).
 
 Departures from the paper (see also ``docs/classifier.md``):
 - The cut is calibrated on the pool instead of a token budget fixed in advance (the budget is
-  still ``--token-budget``); pages with math markup are recalled above a lower floor.
+  still ``--token-budget``); pages with math markup, and pages under the paths a person gives
+  with ``--paths`` (the paper's hand-annotated paths), are recalled above a lower floor.
 - Pool pages with math markup, and the pages recalled last round, are positives besides the
   paper's discovered pages; at most ``--max-discovered-share`` (50%) of the positives come from
   the pool, the rest is a uniform sample of the seed.
@@ -133,7 +135,7 @@ def _prepare_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, accepted, dry_run
 
 
 def _recall_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, pool_schema, dry_run: bool,
-                   seed_histogram: dict | None = None) -> dict:
+                   seed_histogram: dict | None = None, accepted=()) -> dict:
     out = round_dir(cfg.output, r)
     return dict(
         pool_glob=pool_glob, pool_schema=pool_schema, out_dir=out, model_path=model_paths(cfg.output, r),
@@ -144,7 +146,7 @@ def _recall_kwargs(cfg: RoundsConfig, r: int, pool_glob: str, pool_schema, dry_r
         tokenizer=cfg.tokenizer, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
         domain_min_share=cfg.domain_min_share, domain_min_pages=cfg.domain_min_pages,
         path_min_pages=cfg.path_min_pages, path_max_depth=cfg.path_max_depth, num_shards=cfg.num_shards,
-        dry_run=dry_run,
+        accepted=list(accepted), dry_run=dry_run,
     )
 
 
@@ -193,6 +195,7 @@ def summarize_round(cfg: RoundsConfig, r: int, training: dict, prepare: dict, ta
         "new_positives": _stats_tuple(prepare, "new_positives")[0],
         "markup_positives": _stats_tuple(prepare, "markup_positives")[0],
         "under_accepted_paths": _stats_tuple(prepare, "under_accepted_paths")[0],
+        "recalled_by_accepted_path": _stats_tuple(stats, "recalled_by_accepted_path")[0],
         "negatives_excluded": {k.split(":", 1)[1]: v[0] for k, v in prepare.items()
                                if k.startswith("negatives_excluded:")},
         "train_positives_seed": training["read"]["seed"]["used"],
@@ -244,7 +247,8 @@ def run_round(cfg: RoundsConfig, r: int, options, pool_glob: str, pool_schema, p
     write_json(join(out, "training.json"), training)
     LOG.info("round %d: score and recall", r)
     _run_beam(build_recall_pipeline, options, **_recall_kwargs(cfg, r, pool_glob, pool_schema, False,
-                                                               training["seed_validation_histogram"]))
+                                                               training["seed_validation_histogram"],
+                                                               accepted if cfg.paths else ()))
 
     tables = {"stats": read_json(join(out, "tables", "stats.json"))}
     domain_stats = {d["domain"]: discovery.RecallStats(d["pages"], d["recalled"], d["tokens"], d["recalled_tokens"])

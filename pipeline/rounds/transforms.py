@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 
 import apache_beam as beam
 import pyarrow as pa
@@ -278,11 +279,17 @@ class AnnotateRecallFn(beam.DoFn):
                 yield TaggedOutput("stats", ("dropped_since_previous", (1, 0, 0, 0)))
 
 
+def _own_recall(row) -> bool:
+    """Recalled on the page's own evidence (score or markup), not only for lying under an accepted
+    path: the domain and path evidence counts only these, so a path never proves itself."""
+    return row["_recalled"] and not row.get("_by_path", False)
+
+
 def _path_keys(row, math_domains, max_depth):
     domain = row.get("domain") or ""
     if domain not in math_domains:
         return []
-    stats = discovery.RecallStats.of_page(row["_recalled"], row["num_tokens"]).as_tuple()
+    stats = discovery.RecallStats.of_page(_own_recall(row), row["num_tokens"]).as_tuple()
     return [((domain, prefix), stats) for prefix in discovery.path_prefixes(row.get("url"), max_depth)]
 
 
@@ -303,8 +310,9 @@ class CalibratedCutFn(beam.DoFn):
     pages when the pool has fewer than ``min_positive_evidence`` of them."""
 
     def __init__(self, seed_histogram: dict[int, int], min_positive_evidence: int, floor_quantile: float,
-                 beta: float = 0.5):
+                 beta: float = 0.5, accepted: Sequence[tuple[str, str]] = ()):
         self.beta = beta
+        self.accepted = [list(pair) for pair in accepted]
         self.seed_histogram = {int(k): int(v) for k, v in (seed_histogram or {}).items()}
         self.min_positive_evidence = min_positive_evidence
         self.floor_quantile = floor_quantile
@@ -323,7 +331,7 @@ class CalibratedCutFn(beam.DoFn):
         yield {"mode": "calibrated", **cut, "threshold_score": cut["threshold"], "threshold_key": None,
                "all_selected": False, "markup_floor_bin": floor,
                "markup_floor": calibration.bin_score(floor) if floor < calibration.NUM_BINS else 1.0,
-               "markup_pages": sum(markup.values())}
+               "markup_pages": sum(markup.values()), "accepted_paths": self.accepted}
 
 
 def _histogram_of(pcoll, label: str):
@@ -333,12 +341,17 @@ def _histogram_of(pcoll, label: str):
             | f"Hist{label}" >> beam.combiners.ToDict())
 
 
-def _flag_recalled(row, cut, markup_min_formulas):
+def _flag_recalled(row, cut, markup_min_formulas, matcher: discovery.PathMatcher):
     if cut["mode"] == "budget":
         recalled = row["_key"] >= cut["threshold_key"]
     else:
-        recalled = calibration.above_calibrated_cut(row["math_score"], formulas_of(row), cut, markup_min_formulas)
-    return {**row, "_recalled": recalled}
+        formulas = formulas_of(row)
+        under_path = bool(matcher) and matcher.matches(row.get("domain"), row.get("url"))
+        recalled = calibration.above_calibrated_cut(row["math_score"], formulas, cut, markup_min_formulas, under_path)
+        by_path = (recalled and under_path and formulas < markup_min_formulas
+                   and calibration.score_bin(row["math_score"]) < cut["bin"])
+        return {**row, "_recalled": recalled, "_by_path": by_path}
+    return {**row, "_recalled": recalled, "_by_path": False}
 
 
 def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.Schema, out_dir: str,
@@ -347,8 +360,15 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
                           domain_min_share: float, domain_min_pages: int, path_min_pages: int, path_max_depth: int,
                           num_shards: int, negatives_glob: str | None = None, seed_histogram: dict | None = None,
                           markup_min_formulas: int = 1, markup_floor_quantile: float = 0.5, cut_beta: float = 0.5,
-                          min_positive_evidence: int = 10, dry_run: bool = False) -> None:
-    """Adds round r's scoring, cut (calibrated, or by token budget), recall, history and tables to ``p``."""
+                          min_positive_evidence: int = 10, accepted: Sequence[tuple[str, str]] = (),
+                          dry_run: bool = False) -> None:
+    """Adds round r's scoring, cut (calibrated, or by token budget), recall, history and tables to ``p``.
+
+    ``accepted``: (domain, path prefix) pairs a person annotated as math (``--paths``); with a
+    calibrated cut their pages are recalled above the markup floor, as pages with formulas are
+    (not counted as evidence for domains and paths), and the cut
+    written to ``tables/stats.json`` names them (``accepted_paths``) for the recheck on the
+    precise text."""
     rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_glob, validate=not dry_run)
     valid = rows | "Validate" >> beam.ParDo(ValidateFn("rounds")).with_outputs("rejects", main="rows")
     scored = valid.rows | "ScoreWithClassifier" >> ScoreWithClassifier(model_path, batch_size, max_tokens)
@@ -374,9 +394,11 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
             lambda r, ids: r["id"] in ids, AsSingleton(negative_ids)), "Negatives")
         threshold = (p | "CutSeed" >> beam.Create([None])
                      | "CalibratedCut" >> beam.ParDo(
-                         CalibratedCutFn(seed_histogram or {}, min_positive_evidence, markup_floor_quantile, cut_beta),
+                         CalibratedCutFn(seed_histogram or {}, min_positive_evidence, markup_floor_quantile, cut_beta,
+                                         accepted),
                          AsSingleton(pool_hist), AsSingleton(markup_hist), AsSingleton(negative_hist)))
-    flagged = ranked | "FlagRecalled" >> beam.Map(_flag_recalled, AsSingleton(threshold), markup_min_formulas)
+    flagged = ranked | "FlagRecalled" >> beam.Map(_flag_recalled, AsSingleton(threshold), markup_min_formulas,
+                                                  discovery.PathMatcher(accepted if budget is None else ()))
     recalled = flagged | "Recalled" >> beam.Filter(lambda r: r["_recalled"])
 
     if previous_history_glob:
@@ -396,7 +418,7 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
     rejects | "WriteRejects" >> WriteRejects(out_dir)
 
     page_stats = flagged | "PageStats" >> beam.Map(
-        lambda r: (r.get("domain") or "", discovery.RecallStats.of_page(r["_recalled"], r["num_tokens"]).as_tuple()))
+        lambda r: (r.get("domain") or "", discovery.RecallStats.of_page(_own_recall(r), r["num_tokens"]).as_tuple()))
     domain_stats = page_stats | "SumPerDomain" >> beam.CombinePerKey(discovery.sum_stats)
     _write_lines(domain_stats | "DomainsWithRecall" >> beam.Filter(lambda kv: kv[1][1] > 0)
                  | "DomainLine" >> beam.Map(_table_line, "domain"), join(out_dir, "tables", "domains.jsonl"),
@@ -418,6 +440,8 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
         joined.stats,
         rejects | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], one)),
         math_domains | "CountMathDomains" >> beam.Map(lambda kv: ("math_domains", one)),
+        flagged | "RecalledByPath" >> beam.Filter(lambda r: r["_by_path"])
+        | "CountRecalledByPath" >> beam.Map(lambda r: ("recalled_by_accepted_path", one)),
     )
     (
         stats

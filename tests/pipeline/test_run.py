@@ -260,6 +260,7 @@ def test_refine_keeps_a_page_only_if_its_precise_text_passes_the_last_cut(chain,
 
     from classifiers.math_classifier import MathClassifier
     from pipeline.extract import refine
+    from pipeline.rounds.discovery import PathMatcher
     from pipeline.rounds.recheck import REASON, final_cut_of, keeps_on_precise_text
     from pipeline.schema import MATH_SCORE, RECALL_ROUND, schema_with
     from pipeline.score.transforms import cross_fit_fold
@@ -281,11 +282,14 @@ def test_refine_keeps_a_page_only_if_its_precise_text_passes_the_last_cut(chain,
     kept = pq.read_table(sorted((tmp_path / "refined" / "data").glob("*.parquet"))).to_pylist()
     wet = [r for r in kept if r["source_format"] == "text"]  # their text is the one scored: not rechecked
     assert summary["passed_through"] == len(wet) == sum(r["source_format"] == "text" for r in rows)
+    paths = PathMatcher(tuple(p) for p in threshold["accepted_paths"])
     for row in (r for r in kept if r["source_format"] != "text"):
         score = models[cross_fit_fold(row["id"], len(models))].score([row["text"]])[0]
         assert row["math_score"] == pytest.approx(score, abs=1e-6)
-        assert keeps_on_precise_text(score, row["num_formulas"] or 0, threshold, cut.markup_min_formulas), row["url"]
-        assert row["num_formulas"] or score >= threshold["threshold"] - 0.01, row["url"]
+        under_path = paths.matches(row["domain"], row["url"])  # accepted paths need only the markup floor
+        assert keeps_on_precise_text(score, row["num_formulas"] or 0, threshold, cut.markup_min_formulas,
+                                     under_path), row["url"]
+        assert row["num_formulas"] or under_path or score >= threshold["threshold"] - 0.01, row["url"]
     rejects = pq.read_table(sorted((tmp_path / "refined" / "rejects").glob("*.parquet"))).to_pylist()
     below = [r for r in rejects if r["reason"] == REASON]
     assert summary["rejected"][REASON] == len(below) > len(rows) // 2  # the pool is mostly not math

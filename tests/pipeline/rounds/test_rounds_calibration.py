@@ -74,21 +74,34 @@ def test_calibrated_round_on_the_sample_pool(seed_dir, tmp_path_factory, tmp_pat
     folder = build_sample_pool(tmp_path_factory.getbasetemp() / "sample_pool")
     rows = pq.read_table(folder).to_pylist()
     out = tmp_path / "rounds"
+    # An accepted path (as a person would write paths.tsv): its pages need only the markup floor.
+    paths = tmp_path / "paths.tsv"
+    paths.write_text("accept\tdomain\tpath_prefix\n1\tgithub.com\t/\n")
     summary = run(["--pool", folder, "--seed", str(seed_dir / "math_seed.jsonl.gz"), "--output", str(out),
                    "--rounds", "1", "--positives-per-round", "600", "--bucket", "20000", "--thread", "1",
-                   *BEAM_RUNNERS["inprocess"]])
+                   "--paths", str(paths), *BEAM_RUNNERS["inprocess"]])
     r = summary["rounds"][0]
     assert r["cut"] == "calibrated" and r["positive_evidence"] in ("markup", "seed")
     assert 0 < r["estimated_precision"] <= 1 and 0 < r["estimated_recall"] <= 1
-    assert r["negatives_excluded"].get("markup", 0) == r["markup_pages"] > 0
+    # Clean negatives: neither under the accepted path nor with markup (each exclusion counted once).
+    github = [row for row in rows if row["domain"] == "github.com"]
+    markup_elsewhere = [row for row in rows if row["domain"] != "github.com" and (row["num_formulas"] or 0) >= 1]
+    assert r["negatives_excluded"] == {"under_accepted_path": len(github), "markup": len(markup_elsewhere)}
+    assert r["markup_pages"] > len(markup_elsewhere) > 0
     stats = json.loads((out / "round_1" / "tables" / "stats.json").read_text())["threshold"]
+    assert stats["accepted_paths"] == [["github.com", "/"]]
     models = [MathClassifier.load(str(out / "round_1" / f"model-{f}.bin")) for f in range(2)]
-    expected = set()
+    expected, by_path = set(), set()
     for row in rows:
         b = C.score_bin(models[cross_fit_fold(row["id"], 2)].score([row["text"]])[0])
-        if b >= stats["bin"] or ((row["num_formulas"] or 0) >= 1 and b >= stats["markup_floor_bin"]):
+        markup, under_path = (row["num_formulas"] or 0) >= 1, row["domain"] == "github.com"
+        if b >= stats["bin"] or ((markup or under_path) and b >= stats["markup_floor_bin"]):
             expected.add(row["id"])
+            if b < stats["bin"] and not markup:
+                by_path.add(row["id"])
     recalled = {x["id"] for x in pq.read_table(out / "round_1" / "recalled").to_pylist()}
     assert recalled == expected and r["recalled"] == len(expected)
+    # The path recalled pages that neither the cut nor markup would have, and says how many.
+    assert r["recalled_by_accepted_path"] == len(by_path) > 0
     # Pages with formulas dominate the recall; the cut keeps the pool's non-markup bulk out.
     assert len(recalled) < len(rows) / 2
