@@ -58,8 +58,8 @@ def above_calibrated_cut(score: float, formulas: int, cut: Mapping, markup_min_f
     """Whether a page with this score and formula count is recalled by a calibrated cut (the
     ``CalibratedCutFn`` dict: ``bin``, ``markup_floor_bin``): its score's bin is at least the cut's,
     or it has evidence besides its score and its bin is at least the markup floor. The evidence is
-    at least ``markup_min_formulas`` formulas, or a page under a URL path accepted by an earlier
-    round (``under_accepted_path``: the paper's discovered pages, which it adds as math).
+    at least ``markup_min_formulas`` formulas, or a page under a URL path a person annotated as
+    math (``under_accepted_path``: ``--paths``, the paper's hand-annotated paths).
 
     >>> cut = {"bin": score_bin(0.9), "markup_floor_bin": score_bin(0.05)}
     >>> above_calibrated_cut(0.95, 0, cut, 1), above_calibrated_cut(0.5, 0, cut, 1), above_calibrated_cut(0.5, 2, cut, 1)

@@ -10,8 +10,8 @@ is the text it keeps.
 So the refined rows are scored again with the last round's cross-fitted models (each page by the
 model that scored it in the round, ``cross_fit_fold``), and a page whose precise text has no
 formula markup (fewer than ``markup_min_formulas``) is kept only if that score passes the round's
-threshold (``keeps_on_precise_text``; a page under a URL path the rounds accepted needs the markup
-floor, as in the round). A page whose precise text carries formulas keeps its place:
+threshold (``keeps_on_precise_text``; a page under a path a person gave with ``--paths`` needs the
+markup floor, as in the round). A page whose precise text carries formulas keeps its place:
 its markup is evidence that does not depend on the classifier, and the markup floor was set on
 the scores of fast-tier texts, so applying it to a precise text's score would decide on noise
 (on the bundled sample it would have dropped a math blog post scored 0.050 against a floor of
@@ -69,9 +69,9 @@ def final_cut_of(rounds_output: str, dry_run: bool = False) -> FinalCut | None:
 def keeps_on_precise_text(score: float, formulas: int, cut: dict, markup_min_formulas: int,
                           under_accepted_path: bool = False) -> bool:
     """Whether a re-extracted page stays: it carries at least ``markup_min_formulas`` formulas, or
-    its precise text's score reaches the round's threshold bin, or it lies under a URL path the
-    rounds accepted (``under_accepted_path``) and its score reaches the markup floor, the bar the
-    round set for such pages.
+    its precise text passes the round's calibrated cut as the round applies it
+    (``calibration.above_calibrated_cut``: the threshold bin, or the markup floor for a page under
+    an annotated path, ``under_accepted_path``).
 
     >>> from pipeline.rounds.calibration import score_bin
     >>> cut = {"bin": score_bin(0.9), "markup_floor_bin": score_bin(0.05)}
@@ -80,9 +80,8 @@ def keeps_on_precise_text(score: float, formulas: int, cut: dict, markup_min_for
     >>> keeps_on_precise_text(0.5, 0, cut, 1, under_accepted_path=True), keeps_on_precise_text(0.01, 0, cut, 1, True)
     (True, False)
     """
-    b = calibration.score_bin(score)
-    return (formulas >= markup_min_formulas or b >= cut["bin"]
-            or (under_accepted_path and b >= cut.get("markup_floor_bin", cut["bin"])))
+    return formulas >= markup_min_formulas or calibration.above_calibrated_cut(
+        score, 0, cut, markup_min_formulas, under_accepted_path)
 
 
 class KeepAboveCutFn(beam.DoFn):
@@ -102,7 +101,7 @@ class KeepAboveCutFn(beam.DoFn):
 
     def process(self, row):
         formulas = formulas_of(row)
-        under_path = bool(self._paths) and self._paths.matches(row.get("domain"), row.get("url"))
+        under_path = self._paths.matches(row.get("domain"), row.get("url"))
         if keeps_on_precise_text(row["math_score"], formulas, self._cut, self.markup_min_formulas, under_path):
             count(self.namespace, "above_cut_on_precise_text")
             yield row

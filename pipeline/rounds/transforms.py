@@ -282,7 +282,7 @@ class AnnotateRecallFn(beam.DoFn):
 def _own_recall(row) -> bool:
     """Recalled on the page's own evidence (score or markup), not only for lying under an accepted
     path: the domain and path evidence counts only these, so a path never proves itself."""
-    return row["_recalled"] and not row.get("_by_path", False)
+    return row["_recalled"] and not row["_by_path"]
 
 
 def _path_keys(row, math_domains, max_depth):
@@ -345,12 +345,11 @@ def _flag_recalled(row, cut, markup_min_formulas, matcher: discovery.PathMatcher
     if cut["mode"] == "budget":
         recalled = row["_key"] >= cut["threshold_key"]
     else:
-        formulas = formulas_of(row)
-        under_path = bool(matcher) and matcher.matches(row.get("domain"), row.get("url"))
-        recalled = calibration.above_calibrated_cut(row["math_score"], formulas, cut, markup_min_formulas, under_path)
-        by_path = (recalled and under_path and formulas < markup_min_formulas
-                   and calibration.score_bin(row["math_score"]) < cut["bin"])
-        return {**row, "_recalled": recalled, "_by_path": by_path}
+        score, formulas = row["math_score"], formulas_of(row)
+        own = calibration.above_calibrated_cut(score, formulas, cut, markup_min_formulas)
+        by_path = not own and calibration.above_calibrated_cut(
+            score, formulas, cut, markup_min_formulas, matcher.matches(row.get("domain"), row.get("url")))
+        return {**row, "_recalled": own or by_path, "_by_path": by_path}
     return {**row, "_recalled": recalled, "_by_path": False}
 
 
