@@ -28,6 +28,7 @@ DOCUMENT_FIELDS: list[pa.Field] = [
     pa.field("text", pa.string()),  # main text; formulas as $...$ / $$...$$ in place
     pa.field("num_chars", pa.int64()),
     pa.field("num_formulas", pa.int32()),
+    pa.field("math_renderer", pa.bool_()),  # the page loads MathJax/KaTeX (``math_renderer.loads_math_renderer``)
 ]
 DOCUMENT_SCHEMA = pa.schema(DOCUMENT_FIELDS)
 

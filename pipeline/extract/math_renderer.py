@@ -42,6 +42,7 @@ __all__ = [
     "Regions",
     "Renderer",
     "dollars_are_math",
+    "loads_math_renderer",
     "mark_regions",
     "read_renderer",
     "tex_evidence",
@@ -140,6 +141,35 @@ def read_renderer(script_texts: list[str], script_srcs: list[str], style_texts: 
     ignore_re = _valid_regex("|".join(f"(?:{p})" for p in ignore), DEFAULT_IGNORE) if ignore else DEFAULT_IGNORE
     process_re = _valid_regex("|".join(f"(?:{p})" for p in process), DEFAULT_PROCESS) if process else DEFAULT_PROCESS
     return Renderer(loaded=loaded, ignore=ignore_re, process=process_re, skip_tags=frozenset(skip))
+
+
+# Lower-cased names of which one is on every page that ``read_renderer`` finds loaded.
+_RENDERER_HINTS = ("mathjax", "katex", "tex2jax", "rendermathinelement", "tex-chtml", "tex-svg", "tex-mml", "mml-chtml",
+                   "mjx-")
+
+
+def loads_math_renderer(html: str, max_chars: int = 4_000_000) -> bool:  # html_math.MAX_HTML_CHARS
+    """Whether the page loads a MathJax or KaTeX renderer (``read_renderer(...).loaded`` over its
+    scripts, styles and links), read from the raw HTML: the page-level math signal of a page whose
+    formulas the extractor may not find (a forum that typesets TeX, a formula in an image). One
+    function for both extraction tiers, so their rows agree. Costs a lower-cased scan on a page
+    that names no renderer; never raises (False on HTML that cannot be parsed)."""
+    head = html[:max_chars]
+    lowered = head.lower()
+    if not any(hint in lowered for hint in _RENDERER_HINTS):
+        return False
+    try:
+        from resiliparse.parse.html import HTMLTree
+
+        document = HTMLTree.parse(head).document
+        if document is None:
+            return False
+        scripts = document.query_selector_all("script")
+        return read_renderer([s.text or "" for s in scripts], [s.getattr("src") or "" for s in scripts],
+                             [s.text or "" for s in document.query_selector_all("style")],
+                             [ln.getattr("href") or "" for ln in document.query_selector_all("link")]).loaded
+    except Exception:  # noqa: BLE001 - contract: a page that cannot be parsed loads nothing
+        return False
 
 
 # -- TeX evidence ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from apache_beam.utils import shared
 
 from pipeline.extract.decode import DecodeError, decode_payload
 from pipeline.extract.exact_dups import KeepSets
+from pipeline.extract.math_renderer import loads_math_renderer
 from pipeline.extract.sandbox import ExtractionError, SandboxConfig, SandboxPool, shared_pool
 from pipeline.extract.warc_reader import (
     PageRecord,
@@ -106,6 +107,7 @@ class ExtractedPage:
     text: str
     title: str | None
     num_formulas: int
+    math_renderer: bool = False  # the HTML loads MathJax/KaTeX (False for WET text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +144,7 @@ def document_row(page: ExtractedPage, lang: str, lang_score: float) -> dict:
         "text": page.text,
         "num_chars": len(page.text),
         "num_formulas": int(page.num_formulas),
+        "math_renderer": bool(page.math_renderer),
     }
 
 
@@ -289,7 +292,8 @@ class ExtractMainTextFn(beam.DoFn):
                     return
                 finally:
                     self._timing.update(int(1000 * (time.monotonic() - started)))
-                extracted = ExtractedPage(record, (result.text or "").strip(), result.title, int(result.num_formulas))
+                extracted = ExtractedPage(record, (result.text or "").strip(), result.title, int(result.num_formulas),
+                                          loads_math_renderer(page.html))
                 if extracted.text:
                     for source, n in (result.formula_sources or {}).items():
                         _count(f"formula_source:{source}", n)
@@ -347,6 +351,8 @@ def to_row(labelled):
     _count("formulas", row["num_formulas"])
     if row["num_formulas"]:
         _count("pages_with_formulas")
+    if row["math_renderer"]:
+        _count("pages_with_math_renderer")
     if labelled.page.record.truncated:
         _count("pages_truncated")
     return row

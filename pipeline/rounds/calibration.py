@@ -54,12 +54,15 @@ def bin_score(b: int) -> float:
 
 
 def above_calibrated_cut(score: float, formulas: int, cut: Mapping, markup_min_formulas: int,
-                         under_accepted_path: bool = False) -> bool:
+                         under_accepted_path: bool = False, renderer: bool = False) -> bool:
     """Whether a page with this score and formula count is recalled by a calibrated cut (the
-    ``CalibratedCutFn`` dict: ``bin``, ``markup_floor_bin``): its score's bin is at least the cut's,
-    or it has evidence besides its score and its bin is at least the markup floor. The evidence is
-    at least ``markup_min_formulas`` formulas, or a page under a URL path a person annotated as
-    math (``under_accepted_path``: ``--paths``, the paper's hand-annotated paths).
+    ``CalibratedCutFn`` dict: ``bin``, ``markup_floor_bin``, ``renderer_floor_bin``): its score's bin
+    is at least the cut's, or it has evidence besides its score and its bin reaches that evidence's
+    floor. Strong evidence, with the markup floor: at least ``markup_min_formulas`` formulas, or a
+    page under a URL path a person annotated as math (``under_accepted_path``: ``--paths``, the
+    paper's hand-annotated paths). Weaker evidence, with the higher renderer floor: the page loads
+    a math renderer (``renderer``: MathJax/KaTeX) but no formula was found in it. A cut without a
+    ``renderer_floor_bin`` (written before it existed) gives the renderer no floor.
 
     >>> cut = {"bin": score_bin(0.9), "markup_floor_bin": score_bin(0.05)}
     >>> above_calibrated_cut(0.95, 0, cut, 1), above_calibrated_cut(0.5, 0, cut, 1), above_calibrated_cut(0.5, 2, cut, 1)
@@ -68,9 +71,18 @@ def above_calibrated_cut(score: float, formulas: int, cut: Mapping, markup_min_f
     (False, False)
     >>> above_calibrated_cut(0.5, 0, cut, 1, under_accepted_path=True), above_calibrated_cut(0.01, 0, cut, 1, True)
     (True, False)
+    >>> cut["renderer_floor_bin"] = score_bin(0.2)
+    >>> above_calibrated_cut(0.3, 0, cut, 1, renderer=True), above_calibrated_cut(0.1, 0, cut, 1, renderer=True)
+    (True, False)
+    >>> above_calibrated_cut(0.3, 0, cut, 1), above_calibrated_cut(0.1, 2, cut, 1, renderer=True)
+    (False, True)
     """
     b = score_bin(score)
-    return b >= cut["bin"] or ((formulas >= markup_min_formulas or under_accepted_path) and b >= cut["markup_floor_bin"])
+    if b >= cut["bin"]:
+        return True
+    if (formulas >= markup_min_formulas or under_accepted_path) and b >= cut["markup_floor_bin"]:
+        return True
+    return renderer and b >= cut.get("renderer_floor_bin", NUM_BINS)
 
 
 def histogram(scores: Iterable[float]) -> dict[int, int]:
@@ -156,6 +168,25 @@ def calibrated_cut(pool: Mapping[int, int], positives: Mapping[int, int], negati
                estimated_recall=recall, estimated_math_share=share, estimated_math_pages=math_pages,
                above=a[b] if b <= NUM_BINS else 0, positive_evidence=positive_evidence, positive_pages=n_pos,
                negative_pages=n_neg)
+
+
+def evidence_floors(negatives: Mapping[int, int], markup_quantile: float, renderer_quantile: float) -> tuple[int, int]:
+    """The bins of the markup floor and of the renderer floor: the ``markup_quantile`` and the
+    ``renderer_quantile`` of the negatives' scores. The renderer floor is never below the markup
+    floor (a renderer without formulas is weaker evidence than formulas); a ``renderer_quantile``
+    of 1 or more turns it off, and no negatives put both floors above every bin.
+
+    >>> negatives = {100: 1, 200: 1, 300: 1, 400: 1}
+    >>> evidence_floors(negatives, 0.5, 0.75), evidence_floors(negatives, 0.5, 0.25), evidence_floors(negatives, 0.5, 1.0)
+    ((300, 400), (300, 300), (300, 1200))
+    >>> evidence_floors({}, 0.5, 0.75)
+    (1200, 1200)
+    """
+    if not sum(negatives.values()):
+        return NUM_BINS, NUM_BINS
+    markup = quantile_bin(negatives, markup_quantile)
+    renderer = NUM_BINS if renderer_quantile >= 1 else max(markup, quantile_bin(negatives, renderer_quantile))
+    return markup, renderer
 
 
 def quantile_bin(hist: Mapping[int, int], q: float) -> int:

@@ -29,6 +29,7 @@ class RoundsConfig:
     cut_beta: float = 0.5  # the calibrated cut maximises the implied F-beta; < 1 weighs precision above recall
     markup_min_formulas: int = 1  # pages with this many formulas are the cut's positive evidence
     markup_floor_quantile: float = 0.5  # a markup page is recalled above this quantile of the negatives' scores
+    renderer_floor_quantile: float = 0.75  # a page loading MathJax/KaTeX without formulas: above this quantile (1: off)
     min_positive_evidence: int = 10  # fewer markup pages: the held-out seed positives calibrate the cut
     small_data_epochs: int = 10  # at most this many fastText epochs when the training set is small ...
     epoch_scale_examples: int = 100_000  # ... i.e. epochs = max(epoch, min(small_data_epochs, ceil(epoch * this / n)))
@@ -67,7 +68,7 @@ class RoundsConfig:
         if self.markup_min_formulas < 1 or self.min_positive_evidence < 1 or self.small_data_epochs < 1:
             raise ValueError("markup_min_formulas, min_positive_evidence and small_data_epochs must be >= 1")
         for name in ("max_discovered_share", "saturation_new_share", "domain_min_share", "path_min_share",
-                     "markup_floor_quantile"):
+                     "markup_floor_quantile", "renderer_floor_quantile"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not self.cut_beta > 0:

@@ -33,7 +33,7 @@ from pipeline.rounds import calibration
 from pipeline.rounds.config import RoundsConfig
 from pipeline.rounds.discovery import PathMatcher
 from pipeline.rounds.training import model_paths, round_dir
-from pipeline.rounds.transforms import formulas_of
+from pipeline.rounds.transforms import formulas_of, renderer_of
 from pipeline.schema import make_reject
 from pipeline.score.transforms import REJECTS, ScoreWithClassifier
 
@@ -67,11 +67,12 @@ def final_cut_of(rounds_output: str, dry_run: bool = False) -> FinalCut | None:
 
 
 def keeps_on_precise_text(score: float, formulas: int, cut: dict, markup_min_formulas: int,
-                          under_accepted_path: bool = False) -> bool:
+                          under_accepted_path: bool = False, renderer: bool = False) -> bool:
     """Whether a re-extracted page stays: it carries at least ``markup_min_formulas`` formulas, or
     its precise text passes the round's calibrated cut as the round applies it
-    (``calibration.above_calibrated_cut``: the threshold bin, or the markup floor for a page under
-    an annotated path, ``under_accepted_path``).
+    (``calibration.above_calibrated_cut``: the threshold bin, the markup floor for a page under
+    an annotated path, ``under_accepted_path``, or the renderer floor for a page that loads a math
+    renderer, ``renderer``).
 
     >>> from pipeline.rounds.calibration import score_bin
     >>> cut = {"bin": score_bin(0.9), "markup_floor_bin": score_bin(0.05)}
@@ -79,9 +80,12 @@ def keeps_on_precise_text(score: float, formulas: int, cut: dict, markup_min_for
     (True, False, True)
     >>> keeps_on_precise_text(0.5, 0, cut, 1, under_accepted_path=True), keeps_on_precise_text(0.01, 0, cut, 1, True)
     (True, False)
+    >>> cut["renderer_floor_bin"] = score_bin(0.2)
+    >>> keeps_on_precise_text(0.3, 0, cut, 1, renderer=True), keeps_on_precise_text(0.1, 0, cut, 1, renderer=True)
+    (True, False)
     """
     return formulas >= markup_min_formulas or calibration.above_calibrated_cut(
-        score, 0, cut, markup_min_formulas, under_accepted_path)
+        score, 0, cut, markup_min_formulas, under_accepted_path, renderer)
 
 
 class KeepAboveCutFn(beam.DoFn):
@@ -102,7 +106,8 @@ class KeepAboveCutFn(beam.DoFn):
     def process(self, row):
         formulas = formulas_of(row)
         under_path = self._paths.matches(row.get("domain"), row.get("url"))
-        if keeps_on_precise_text(row["math_score"], formulas, self._cut, self.markup_min_formulas, under_path):
+        if keeps_on_precise_text(row["math_score"], formulas, self._cut, self.markup_min_formulas, under_path,
+                                 renderer_of(row)):
             count(self.namespace, "above_cut_on_precise_text")
             yield row
             return

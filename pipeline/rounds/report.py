@@ -95,6 +95,8 @@ def round_report_md(s: dict, top: int = 20) -> str:
         f"| cut evidence: positives ({s.get('positive_evidence') or '-'}) / negatives | "
         f"{_num(s.get('positive_evidence_pages'))} / {_num(s.get('negative_evidence_pages'))} |",
         f"| pages with math markup / markup floor | {_num(s.get('markup_pages'))} / {_num(s.get('markup_floor'))} |",
+        f"| renderer floor / pages recalled by it (MathJax/KaTeX loaded, no formula) | "
+        f"{_num(s.get('renderer_floor'))} / {_num(s.get('recalled_by_math_renderer'))} |",
         f"| new recalled pages / share of the tokens | {_num(s.get('new_pages'))} / {_pct(s.get('new_share'))} |",
         f"| negatives excluded (clean negatives) | {s.get('negatives_excluded') or 'none'} |",
         f"| recalled pages / tokens | {_num(s['recalled'])} / {_num(s['recalled_tokens'])} |",

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from pipeline.extract.decode import decode_payload
 from pipeline.extract.html_math import extract_main_text
+from pipeline.extract.math_renderer import loads_math_renderer
 from pipeline.extract.transforms import ExtractedPage, document_row
 from pipeline.extract.warc_reader import PageRecord, read_archive
 from pipeline.paths import SAMPLE_WARC_GLOB
@@ -37,7 +38,8 @@ def _row(record: PageRecord, html: str) -> dict | None:
     if not text.strip():
         return None
     page = ExtractedPage(record=record, text=text, title=extracted.title if extracted else None,
-                         num_formulas=extracted.num_formulas if extracted else 0)
+                         num_formulas=extracted.num_formulas if extracted else 0,
+                         math_renderer=record.source_format == "html" and loads_math_renderer(html))
     return document_row(page, "unknown", 0.0)
 
 

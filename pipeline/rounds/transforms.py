@@ -115,6 +115,11 @@ def formulas_of(row) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
+def renderer_of(row) -> bool:
+    """Whether the page loads a math renderer (False when the pool has no ``math_renderer`` column)."""
+    return row.get("math_renderer") is True
+
+
 def negative_exclusion(row, matcher, math_domains: frozenset, markup_min_formulas: int) -> str | None:
     """Why a pool page may not be a negative of this round (None: it may): it lies under an
     accepted path, carries math markup, or belongs to an accepted math domain. (Pages recalled
@@ -310,7 +315,8 @@ class CalibratedCutFn(beam.DoFn):
     pages when the pool has fewer than ``min_positive_evidence`` of them."""
 
     def __init__(self, seed_histogram: dict[int, int], min_positive_evidence: int, floor_quantile: float,
-                 beta: float = 0.5, accepted: Sequence[tuple[str, str]] = ()):
+                 beta: float = 0.5, accepted: Sequence[tuple[str, str]] = (), renderer_floor_quantile: float = 1.0):
+        self.renderer_floor_quantile = renderer_floor_quantile
         self.beta = beta
         self.accepted = [list(pair) for pair in accepted]
         self.seed_histogram = {int(k): int(v) for k, v in (seed_histogram or {}).items()}
@@ -327,10 +333,13 @@ class CalibratedCutFn(beam.DoFn):
                    "positive_pages": sum(positives.values()), "negative_pages": sum(negatives.values())}
         else:
             cut = calibration.calibrated_cut(pool, positives, negatives, evidence, beta=self.beta).to_dict()
-        floor = calibration.quantile_bin(negatives, self.floor_quantile) if negatives else calibration.NUM_BINS
+        floor, renderer_floor = calibration.evidence_floors(negatives, self.floor_quantile,
+                                                            self.renderer_floor_quantile)
         yield {"mode": "calibrated", **cut, "threshold_score": cut["threshold"], "threshold_key": None,
                "all_selected": False, "markup_floor_bin": floor,
                "markup_floor": calibration.bin_score(floor) if floor < calibration.NUM_BINS else 1.0,
+               "renderer_floor_bin": renderer_floor,
+               "renderer_floor": calibration.bin_score(renderer_floor) if renderer_floor < calibration.NUM_BINS else 1.0,
                "markup_pages": sum(markup.values()), "accepted_paths": self.accepted}
 
 
@@ -342,15 +351,17 @@ def _histogram_of(pcoll, label: str):
 
 
 def _flag_recalled(row, cut, markup_min_formulas, matcher: discovery.PathMatcher):
+    """The row with ``_recalled``, and why: ``_by_renderer`` (only its math renderer lifted it over
+    the cut) and ``_by_path`` (only its annotated path did)."""
     if cut["mode"] == "budget":
-        recalled = row["_key"] >= cut["threshold_key"]
-    else:
-        score, formulas = row["math_score"], formulas_of(row)
-        own = calibration.above_calibrated_cut(score, formulas, cut, markup_min_formulas)
-        by_path = not own and calibration.above_calibrated_cut(
-            score, formulas, cut, markup_min_formulas, matcher.matches(row.get("domain"), row.get("url")))
-        return {**row, "_recalled": own or by_path, "_by_path": by_path}
-    return {**row, "_recalled": recalled, "_by_path": False}
+        return {**row, "_recalled": row["_key"] >= cut["threshold_key"], "_by_path": False, "_by_renderer": False}
+    score, formulas, renderer = row["math_score"], formulas_of(row), renderer_of(row)
+    plain = calibration.above_calibrated_cut(score, formulas, cut, markup_min_formulas)
+    by_renderer = not plain and calibration.above_calibrated_cut(score, formulas, cut, markup_min_formulas,
+                                                                 renderer=renderer)
+    by_path = not (plain or by_renderer) and calibration.above_calibrated_cut(
+        score, formulas, cut, markup_min_formulas, matcher.matches(row.get("domain"), row.get("url")), renderer)
+    return {**row, "_recalled": plain or by_renderer or by_path, "_by_path": by_path, "_by_renderer": by_renderer}
 
 
 def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.Schema, out_dir: str,
@@ -360,7 +371,7 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
                           num_shards: int, negatives_glob: str | None = None, seed_histogram: dict | None = None,
                           markup_min_formulas: int = 1, markup_floor_quantile: float = 0.5, cut_beta: float = 0.5,
                           min_positive_evidence: int = 10, accepted: Sequence[tuple[str, str]] = (),
-                          dry_run: bool = False) -> None:
+                          renderer_floor_quantile: float = 1.0, dry_run: bool = False) -> None:
     """Adds round r's scoring, cut (calibrated, or by token budget), recall, history and tables to ``p``.
 
     ``accepted``: (domain, path prefix) pairs a person annotated as math (``--paths``); with a
@@ -394,7 +405,7 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
         threshold = (p | "CutSeed" >> beam.Create([None])
                      | "CalibratedCut" >> beam.ParDo(
                          CalibratedCutFn(seed_histogram or {}, min_positive_evidence, markup_floor_quantile, cut_beta,
-                                         accepted),
+                                         accepted, renderer_floor_quantile),
                          AsSingleton(pool_hist), AsSingleton(markup_hist), AsSingleton(negative_hist)))
     flagged = ranked | "FlagRecalled" >> beam.Map(_flag_recalled, AsSingleton(threshold), markup_min_formulas,
                                                   discovery.PathMatcher(accepted if budget is None else ()))
@@ -441,6 +452,8 @@ def build_recall_pipeline(p: beam.Pipeline, *, pool_glob: str, pool_schema: pa.S
         math_domains | "CountMathDomains" >> beam.Map(lambda kv: ("math_domains", one)),
         flagged | "RecalledByPath" >> beam.Filter(lambda r: r["_by_path"])
         | "CountRecalledByPath" >> beam.Map(lambda r: ("recalled_by_accepted_path", one)),
+        flagged | "RecalledByRenderer" >> beam.Filter(lambda r: r["_by_renderer"])
+        | "CountRecalledByRenderer" >> beam.Map(lambda r: ("recalled_by_math_renderer", one)),
     )
     (
         stats

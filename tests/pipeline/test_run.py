@@ -288,8 +288,9 @@ def test_refine_keeps_a_page_only_if_its_precise_text_passes_the_last_cut(chain,
         assert row["math_score"] == pytest.approx(score, abs=1e-6)
         under_path = paths.matches(row["domain"], row["url"])  # accepted paths need only the markup floor
         assert keeps_on_precise_text(score, row["num_formulas"] or 0, threshold, cut.markup_min_formulas,
-                                     under_path), row["url"]
-        assert row["num_formulas"] or under_path or score >= threshold["threshold"] - 0.01, row["url"]
+                                     under_path, row["math_renderer"] is True), row["url"]
+        assert (row["num_formulas"] or under_path or score >= threshold["threshold"] - 0.01
+                or (row["math_renderer"] and score >= threshold["renderer_floor"] - 0.01)), row["url"]
     rejects = pq.read_table(sorted((tmp_path / "refined" / "rejects").glob("*.parquet"))).to_pylist()
     below = [r for r in rejects if r["reason"] == REASON]
     assert summary["rejected"][REASON] == len(below) > len(rows) // 2  # the pool is mostly not math

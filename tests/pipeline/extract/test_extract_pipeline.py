@@ -123,6 +123,14 @@ def test_summary_counts_formulas_by_source(shared_run):
     assert all(n > 0 for n in sources.values())
 
 
+def test_summary_counts_pages_that_load_a_math_renderer(sample_run):
+    _, summary, docs, _ = sample_run
+    # the bundled sample holds MathJax forum threads and academic homepages that load MathJax
+    assert summary["pages_with_math_renderer"] == sum(d["math_renderer"] for d in docs) > 0
+    assert not any(d["math_renderer"] for d in docs if d["source_format"] == "text")
+    assert any(d["math_renderer"] and not d["num_formulas"] for d in docs)
+
+
 def test_rows_trace_back_to_their_record(shared_run):
     import gzip
 

@@ -8,6 +8,7 @@ and code keep their delimiters untouched.
 
 from __future__ import annotations
 
+import json
 import re
 
 import lxml.html
@@ -15,7 +16,7 @@ import pytest
 
 from pipeline.extract.html_math import extract_main_text
 from pipeline.extract.math_reference import find_source_formulas, retention
-from pipeline.extract.math_renderer import read_renderer, tex_evidence
+from pipeline.extract.math_renderer import loads_math_renderer, read_renderer, tex_evidence
 
 FILLER = (
     "<p>This paragraph gives the page enough ordinary prose for the main text extractor to treat the "
@@ -243,3 +244,29 @@ def test_dollars_inferred_when_the_config_is_in_an_external_file():
     assert extract_main_text(prices).num_formulas == 0
     no_renderer = html.replace(head, "")
     assert extract_main_text(no_renderer).num_formulas == 0
+
+
+def test_loads_math_renderer_agrees_with_the_labelled_markers_of_every_shared_page(shared_data):
+    """The page-level renderer flag (a row's ``math_renderer``) against the upstream-independent
+    annotation of ``html/pages.jsonl``: a page loads a renderer exactly when its markers name
+    MathJax or KaTeX; no labelled non-math page loads one; labelled math pages whose formulas the
+    extractor cannot find (here: two Physics Forums posts and a MathJax demo that keeps its TeX
+    in a form) still carry the flag."""
+    rows = [json.loads(line) for line in (shared_data / "html" / "pages.jsonl").read_text().splitlines()]
+    flags = {}
+    for row in rows:
+        html = (shared_data / row["file"]).read_text(encoding="utf-8", errors="replace")
+        flags[row["file"]] = loads_math_renderer(html)
+        assert flags[row["file"]] == bool(set(row["math_markers"]) & {"mathjax", "katex"}), row["file"]
+    assert not any(flags[r["file"]] for r in rows if r["label"] == "nonmath")
+    assert sum(flags[r["file"]] for r in rows if r["label"] == "math") >= 20
+    without_formulas = [r["file"] for r in rows if r["label"] == "math" and flags[r["file"]]
+                        and extract_main_text((shared_data / r["file"]).read_text(encoding="utf-8", errors="replace")).num_formulas == 0]
+    assert len(without_formulas) >= 2
+
+
+@pytest.mark.parametrize("html", ["", "<html>", "<p>mathjax is a word here</p>", "\x00" * 10, "<script src='katex.js'"])
+def test_loads_math_renderer_never_raises(html):
+    assert loads_math_renderer(html) in (True, False)
+    assert loads_math_renderer("<p>plain page</p>") is False
+    assert loads_math_renderer(page("", KATEX_AUTO)) is True and loads_math_renderer(page("", MATHJAX3)) is True

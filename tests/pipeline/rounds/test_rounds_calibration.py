@@ -91,17 +91,25 @@ def test_calibrated_round_on_the_sample_pool(seed_dir, tmp_path_factory, tmp_pat
     stats = json.loads((out / "round_1" / "tables" / "stats.json").read_text())["threshold"]
     assert stats["accepted_paths"] == [["github.com", "/"]]
     models = [MathClassifier.load(str(out / "round_1" / f"model-{f}.bin")) for f in range(2)]
-    expected, by_path = set(), set()
+    # A page that loads a math renderer but shows no formula needs the higher renderer floor.
+    assert stats["bin"] > stats["renderer_floor_bin"] > stats["markup_floor_bin"]
+    expected, by_path, by_renderer = set(), set(), set()
     for row in rows:
         b = C.score_bin(models[cross_fit_fold(row["id"], 2)].score([row["text"]])[0])
         markup, under_path = (row["num_formulas"] or 0) >= 1, row["domain"] == "github.com"
-        if b >= stats["bin"] or ((markup or under_path) and b >= stats["markup_floor_bin"]):
+        plain = b >= stats["bin"] or (markup and b >= stats["markup_floor_bin"])
+        renderer = not plain and row["math_renderer"] is True and b >= stats["renderer_floor_bin"]
+        path = not plain and not renderer and under_path and b >= stats["markup_floor_bin"]
+        if plain or renderer or path:
             expected.add(row["id"])
-            if b < stats["bin"] and not markup:
-                by_path.add(row["id"])
+        by_renderer |= {row["id"]} if renderer else set()
+        by_path |= {row["id"]} if path else set()
     recalled = {x["id"] for x in pq.read_table(out / "round_1" / "recalled").to_pylist()}
     assert recalled == expected and r["recalled"] == len(expected)
-    # The path recalled pages that neither the cut nor markup would have, and says how many.
+    # The path recalled pages that neither the cut nor markup would have, and says how many; so
+    # does the renderer floor.
     assert r["recalled_by_accepted_path"] == len(by_path) > 0
+    assert r["recalled_by_math_renderer"] == len(by_renderer)
+    assert r["renderer_floor"] == pytest.approx(C.bin_score(stats["renderer_floor_bin"]))
     # Pages with formulas dominate the recall; the cut keeps the pool's non-markup bulk out.
     assert len(recalled) < len(rows) / 2
