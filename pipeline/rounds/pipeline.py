@@ -163,6 +163,7 @@ def summarize_round(cfg: RoundsConfig, r: int, training: dict, prepare: dict, ta
     totals = [sum(v[i] for v in bins.values()) for i in range(4)]
     overlap = _stats_tuple(stats, "overlap")  # recalled pages, tokens, of which in previous round: pages, tokens
     new = _stats_tuple(stats, "new")  # recalled pages, tokens never recalled before
+    weak = _stats_tuple(stats, "new_by_renderer")  # of which recalled only for their math renderer
     validation = training.get("validation") or {}
     accepted = [p for p in path_proposals if p.accept]
     calibrated = cut.get("mode") == "calibrated"
@@ -188,7 +189,10 @@ def summarize_round(cfg: RoundsConfig, r: int, training: dict, prepare: dict, ta
         "recalled_tokens": totals[3],
         "new_pages": new[0],
         "new_tokens": new[1],
-        "new_share": (new[1] / totals[3] if totals[3] else 0.0),
+        # saturation: the share of new tokens recalled on the pages' strong evidence (the renderer
+        # floor decides its pages alone; near a floor that moves each round they would keep the loop going)
+        "new_share": ((new[1] - weak[1]) / totals[3] if totals[3] else 0.0),
+        "new_tokens_by_renderer": weak[1],
         "new_page_share": (new[0] / totals[1] if totals[1] else 0.0),
         "overlap_with_previous": (overlap[3] / overlap[1] if overlap[1] else 0.0) if r > 1 else None,
         "overlap_pages_with_previous": (overlap[2] / overlap[0] if overlap[0] else 0.0) if r > 1 else None,

@@ -114,6 +114,8 @@ class KeepAboveCutFn(beam.DoFn):
         count(self.namespace, f"rejected:{REASON}")
         detail = (f"score {row['math_score']:.4f} on the precise text, {formulas} formulas; "
                   f"the round's cut {self._cut['threshold']:.4f}")
+        if renderer_of(row) and self._cut.get("renderer_floor") is not None:
+            detail += f", renderer floor {self._cut['renderer_floor']:.4f} (the page loads a math renderer)"
         yield beam.pvalue.TaggedOutput(REJECTS, make_reject(self.stage, row.get("warc_path") or "",
                                                             row.get("warc_offset") if row.get("warc_offset") is not None else -1,
                                                             row.get("url"), REASON, detail))

@@ -97,7 +97,9 @@ def round_report_md(s: dict, top: int = 20) -> str:
         f"| pages with math markup / markup floor | {_num(s.get('markup_pages'))} / {_num(s.get('markup_floor'))} |",
         f"| renderer floor / pages recalled by it (MathJax/KaTeX loaded, no formula) | "
         f"{_num(s.get('renderer_floor'))} / {_num(s.get('recalled_by_math_renderer'))} |",
-        f"| new recalled pages / share of the tokens | {_num(s.get('new_pages'))} / {_pct(s.get('new_share'))} |",
+        f"| new recalled pages / new share of the tokens (saturation; without the "
+        f"{_num(s.get('new_tokens_by_renderer'))} new tokens recalled only for a renderer) | "
+        f"{_num(s.get('new_pages'))} / {_pct(s.get('new_share'))} |",
         f"| negatives excluded (clean negatives) | {s.get('negatives_excluded') or 'none'} |",
         f"| recalled pages / tokens | {_num(s['recalled'])} / {_num(s['recalled_tokens'])} |",
         f"| overlap with previous round (tokens / pages) | {_pct(s.get('overlap_with_previous'))} / "

@@ -12,7 +12,9 @@ that was drawn as a negative from being scored down by a model that memorised it
 Positives of round r: the seed (a uniform sample) plus the pool's own math, found without the
 classifier or by the previous round: pages under the accepted URL paths that the previous
 round missed (the paper's discovered positives), pages carrying math markup (``markup/``), and
-the pages the previous round recalled. At most ``max_discovered_share`` of the positives come
+the pages the previous round recalled, except those it recalled only for loading a math
+renderer (``renderer_only_recall``: weak evidence, never fed back, so that one false positive
+of the renderer floor cannot teach the next model that such pages are math). At most ``max_discovered_share`` of the positives come
 from the pool: a uniform sample by a hash of the page id (``bottom_k_ids``), so the choice does
 not depend on the order a runner wrote the rows in.
 
@@ -25,14 +27,16 @@ import hashlib
 import heapq
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from classifiers.text_sources import ReadStats, expand_sources, sample_texts
 from classifiers.train import report_path, train_from_texts
-from pipeline.beam_utils import join, parquet_glob, write_json
+from pipeline.beam_utils import join, parquet_glob, read_json, write_json
+from pipeline.rounds import calibration
+from pipeline.rounds.discovery import PathMatcher
 from pipeline.rounds.config import RoundsConfig
 from pipeline.score.transforms import cross_fit_fold
 
@@ -82,21 +86,56 @@ def _seed_fold(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:4], "big") % FOLDS
 
 
-def _iter_ids(files: Sequence[str]) -> Iterator[str]:
+RowFilter = Callable[[dict], bool]
+FILTER_COLUMNS = ("math_score", "num_formulas", "math_renderer", "domain", "url")
+
+
+def _iter_ids(files: Sequence[str], admit: Mapping[str, RowFilter], stats: ReadStats | None) -> Iterator[str]:
     for path in files:
         with FileSystems.open(path) as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(batch_size=8192, columns=["id"]):
-                yield from (i for i in batch.column(0).to_pylist() if isinstance(i, str))
+            parquet = pq.ParquetFile(fh)
+            keep = admit.get(path)
+            columns = ["id"] + ([c for c in FILTER_COLUMNS if c in parquet.schema_arrow.names] if keep else [])
+            for batch in parquet.iter_batches(batch_size=8192, columns=columns):
+                for row in batch.to_pylist():
+                    if not isinstance(row["id"], str):
+                        continue
+                    if keep is not None and not keep(row):
+                        if stats is not None:
+                            stats.skip("renderer_only_recall")
+                        continue
+                    yield row["id"]
 
 
-def bottom_k_ids(files: Sequence[str], skip_fold: int, k: int, salt: int) -> set[str]:
+def renderer_only_filter(stats_json: str, markup_min_formulas: int) -> RowFilter | None:
+    """For the recalled rows of a round (its cut in ``tables/stats.json``): a filter that refuses
+    the pages that round recalled only because they load a math renderer (below the cut, no
+    formulas, not under an annotated path); None when the round had no calibrated cut."""
+    cut = read_json(stats_json)["threshold"]
+    if cut.get("mode") != "calibrated":
+        return None
+    paths = PathMatcher(tuple(pair) for pair in cut.get("accepted_paths") or ())
+
+    def admitted(row: dict) -> bool:
+        if row.get("math_renderer") is not True or not isinstance(row.get("math_score"), float):
+            return True
+        formulas = row.get("num_formulas") if isinstance(row.get("num_formulas"), int) else 0
+        return calibration.above_calibrated_cut(row["math_score"], formulas, cut, markup_min_formulas,
+                                                paths.matches(row.get("domain"), row.get("url")))
+
+    return admitted
+
+
+def bottom_k_ids(files: Sequence[str], skip_fold: int, k: int, salt: int,
+                 admit: Mapping[str, RowFilter] | None = None, stats: ReadStats | None = None) -> set[str]:
     """The ``k`` distinct page ids of ``files`` outside fold ``skip_fold`` with the smallest
-    ``sample_hash`` (a uniform sample that does not depend on the order of the rows; O(k) memory)."""
+    ``sample_hash`` (a uniform sample that does not depend on the order of the rows; O(k) memory).
+    A file named in ``admit`` gives only the rows its filter admits (refusals counted in ``stats``)."""
     from pipeline.rounds.transforms import sample_hash  # noqa: PLC0415 - transforms imports Beam transforms
 
     heap: list[tuple[int, str]] = []  # max-heap by hash (negated)
     inside: set[str] = set()
-    for page_id in _iter_ids(files):
+    for page_id in _iter_ids(files, admit or {}, stats):
         if page_id in inside or cross_fit_fold(page_id, FOLDS) == skip_fold:
             continue
         h = sample_hash(salt, page_id)
@@ -138,16 +177,21 @@ def _existing(pattern: str) -> list[str]:
     return sorted(m.path for m in match.metadata_list)
 
 
-def pool_positive_files(cfg: RoundsConfig, r: int) -> list[str]:
+def pool_positive_files(cfg: RoundsConfig, r: int) -> tuple[list[str], dict[str, RowFilter]]:
     """Round r's pool-derived positive files: discovered (rounds 1..r), markup (round r), and the
-    pages round r-1 recalled."""
-    files = []
+    pages round r-1 recalled; with the filter of each file whose rows are not all admitted (the
+    recalled pages, without those recalled only for their renderer: ``renderer_only_filter``)."""
+    files, admit = [], {}
     for k in range(1, r + 1):
         files += _existing(parquet_glob(join(round_dir(cfg.output, k), "positives")))
     files += _existing(parquet_glob(join(round_dir(cfg.output, r), "markup")))
     if r > 1:
-        files += _existing(parquet_glob(join(round_dir(cfg.output, r - 1), "recalled")))
-    return files
+        recalled = _existing(parquet_glob(join(round_dir(cfg.output, r - 1), "recalled")))
+        keep = renderer_only_filter(join(round_dir(cfg.output, r - 1), "tables", "stats.json"),
+                                    cfg.markup_min_formulas) if recalled else None
+        files += recalled
+        admit.update({path: keep for path in recalled if keep is not None})
+    return files, admit
 
 
 def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
@@ -155,7 +199,7 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
     overall, the counts, the validation metrics of model 0, and the histogram of the held-out
     seed positives' scores (``calibration``'s fallback evidence)."""
     out = round_dir(cfg.output, r)
-    pool_files = pool_positive_files(cfg, r)
+    pool_files, admit = pool_positive_files(cfg, r)
     negative_files = _existing(parquet_glob(join(out, "negatives")))
     seed_files = expand_sources(cfg.seed)
     k_pool = int(cfg.positives_per_round * cfg.max_discovered_share)
@@ -163,7 +207,7 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
     totals = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
     for f, model in enumerate(model_paths(cfg.output, r)):
         stats = {"seed": ReadStats(), "discovered": ReadStats(), "negatives": ReadStats()}
-        chosen = bottom_k_ids(pool_files, f, k_pool, cfg.random_seed)
+        chosen = bottom_k_ids(pool_files, f, k_pool, cfg.random_seed, admit, stats["discovered"])
         pool_positives = iter_pool_texts(pool_files, f, set(), stats["discovered"], only=chosen)
         k_seed = max(1, cfg.positives_per_round - len(chosen))
         # Each model takes the seed rows of its own share (the seed is never scored, so any split will do).
@@ -195,6 +239,8 @@ def train_round_classifiers(cfg: RoundsConfig, r: int) -> dict:
         reports.append(result)
         for k, v in stats.items():
             totals[k].used += v.used
+            if f == 0:  # every model reads all rows before its fold is set apart: its skips are the pages'
+                totals[k].skipped = dict(v.skipped)
     first = reports[0]
     return {
         "models": model_paths(cfg.output, r),

@@ -278,6 +278,8 @@ class AnnotateRecallFn(beam.DoFn):
             yield TaggedOutput("stats", ("overlap", (1, tokens, int(in_previous), tokens if in_previous else 0)))
             if previous is None:
                 yield TaggedOutput("stats", ("new", (1, tokens, 0, 0)))
+                if row.get("_by_renderer"):  # weak evidence: does not keep the loop going (saturation)
+                    yield TaggedOutput("stats", ("new_by_renderer", (1, tokens, 0, 0)))
         elif previous is not None:
             yield TaggedOutput("history", previous)
             if previous["last_round"] == r - 1:
@@ -285,9 +287,10 @@ class AnnotateRecallFn(beam.DoFn):
 
 
 def _own_recall(row) -> bool:
-    """Recalled on the page's own evidence (score or markup), not only for lying under an accepted
-    path: the domain and path evidence counts only these, so a path never proves itself."""
-    return row["_recalled"] and not row["_by_path"]
+    """Recalled on the page's own strong evidence (score or markup), not only for lying under an
+    accepted path or for loading a math renderer: the domain and path evidence counts only these,
+    so a path never proves itself and the weak renderer evidence decides its page alone."""
+    return row["_recalled"] and not row["_by_path"] and not row["_by_renderer"]
 
 
 def _path_keys(row, math_domains, max_depth):

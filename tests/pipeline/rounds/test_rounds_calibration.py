@@ -7,9 +7,11 @@ import pytest
 from pipeline.testing import BEAM_RUNNERS
 
 from classifiers import MathClassifier
+from classifiers.text_sources import ReadStats
 from pipeline.rounds import calibration as C
 from pipeline.rounds import run
 from pipeline.rounds.sample_pool import build_sample_pool
+from pipeline.rounds.training import bottom_k_ids, renderer_only_filter
 from pipeline.score.transforms import cross_fit_fold
 
 
@@ -109,7 +111,33 @@ def test_calibrated_round_on_the_sample_pool(seed_dir, tmp_path_factory, tmp_pat
     # The path recalled pages that neither the cut nor markup would have, and says how many; so
     # does the renderer floor.
     assert r["recalled_by_accepted_path"] == len(by_path) > 0
-    assert r["recalled_by_math_renderer"] == len(by_renderer)
+    assert r["recalled_by_math_renderer"] == len(by_renderer) > 0
+    # The next round's positives leave out exactly the pages recalled only for their renderer
+    # (a page under the annotated path has a person's word as well, and stays).
+    github_ids = {row["id"] for row in github}
+    weak = by_renderer - github_ids
+    files = sorted(str(f) for f in (out / "round_1" / "recalled").glob("*.parquet"))
+    keep = renderer_only_filter(str(out / "round_1" / "tables" / "stats.json"), 1)
+    read = ReadStats()
+    admitted = bottom_k_ids(files, 2, len(rows), 0, {f: keep for f in files}, read)  # fold 2: none skipped
+    assert admitted == recalled - weak and read.skipped == {"renderer_only_recall": len(weak)} and weak
     assert r["renderer_floor"] == pytest.approx(C.bin_score(stats["renderer_floor_bin"]))
     # Pages with formulas dominate the recall; the cut keeps the pool's non-markup bulk out.
     assert len(recalled) < len(rows) / 2
+
+
+def test_saturation_share_leaves_out_new_pages_recalled_only_for_their_renderer():
+    """``new_share`` (the saturation test) counts the new tokens of pages recalled on strong
+    evidence: 300 recalled tokens, 120 of them new, 100 of those from a renderer-only page."""
+    from pipeline.rounds.config import RoundsConfig
+    from pipeline.rounds.pipeline import summarize_round
+
+    cut = {"mode": "calibrated", "threshold_score": 0.9, "markup_floor": 0.1, "renderer_floor": 0.3}
+    stats = {"threshold": cut, "score_bin:0": [8, 0, 700, 0], "score_bin:19": [4, 4, 300, 300],
+             "new": [2, 120, 0, 0], "new_by_renderer": [1, 100, 0, 0], "recalled_by_math_renderer": [1, 0, 0, 0]}
+    read = {"seed": {"used": 10}, "discovered": {"used": 2}, "negatives": {"used": 5}}
+    summary = summarize_round(RoundsConfig(), 2, {"read": read, "train_seconds": 1.0}, {}, {"stats": stats}, [], [], 1.0)
+    assert summary["recalled"] == 4 and summary["recalled_tokens"] == 300
+    assert summary["new_tokens"] == 120 and summary["new_tokens_by_renderer"] == 100
+    assert summary["new_share"] == pytest.approx(20 / 300) and summary["recalled_by_math_renderer"] == 1
+    assert summary["renderer_floor"] == 0.3
