@@ -27,6 +27,7 @@ from resiliparse.parse.html import HTMLTree
 from .html_math import MAX_HTML_CHARS, Extracted, _finish_text, _strip_sentinels
 from .math_delimiters import page_delimiters
 from .mathml_to_latex import mathml_to_latex
+from .math_renderer import loads_math_renderer
 from .math_formulas import DISPLAY_CLOSE, DISPLAY_OPEN, INLINE_CLOSE, INLINE_OPEN, clean_tex, tex_from_image
 
 __all__ = ["fast_main_text"]
@@ -215,7 +216,8 @@ def fast_main_text(html: str, url: str | None = None) -> Extracted:
         text = extract_plain_text(tree, main_content=True, preserve_formatting=True, alt_texts=False,
                                   list_bullets=True).strip()
         text, num_formulas, sources = _finish_text(text, renderer_delimiters(tree, names), {})
-        return Extracted(text=text, title=title, num_formulas=num_formulas, formula_sources=sources)
+        return Extracted(text=text, title=title, num_formulas=num_formulas, formula_sources=sources,
+                         math_renderer=loads_math_renderer(html, lowered))
     except Exception as exc:  # noqa: BLE001 - contract: never raise on bad HTML
         LOG.debug("fast extraction failed for %s: %r", url, exc)
         return Extracted(text="", title=None, num_formulas=0)

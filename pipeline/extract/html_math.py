@@ -110,6 +110,9 @@ class Extracted:
     num_formulas: int
     # formulas in ``text`` by where they came from (mechanism or delimiter kind); sums to num_formulas
     formula_sources: dict[str, int] = field(default_factory=dict)
+    # the page loads MathJax/KaTeX (``math_renderer.loads_math_renderer``), when the extractor read it
+    # on the way (the fast tier does; None: the caller reads it from the HTML)
+    math_renderer: bool | None = None
 
 
 _SENTINEL_RE = re.compile(f"[{_ALL_SENTINELS}]")

@@ -144,18 +144,21 @@ def read_renderer(script_texts: list[str], script_srcs: list[str], style_texts: 
 
 
 # Lower-cased names of which one is on every page that ``read_renderer`` finds loaded.
-_RENDERER_HINTS = ("mathjax", "katex", "tex2jax", "rendermathinelement", "tex-chtml", "tex-svg", "tex-mml", "mml-chtml",
-                   "mjx-")
+_RENDERER_HINTS = (b"mathjax", b"katex", b"tex2jax", b"rendermathinelement", b"tex-chtml", b"tex-svg", b"tex-mml",
+                   b"mml-chtml", b"mjx-")
 
 
-def loads_math_renderer(html: str, max_chars: int = 4_000_000) -> bool:  # html_math.MAX_HTML_CHARS
+def loads_math_renderer(html: str, lowered: bytes | None = None, max_chars: int = 4_000_000) -> bool:
     """Whether the page loads a MathJax or KaTeX renderer (``read_renderer(...).loaded`` over its
     scripts, styles and links), read from the raw HTML: the page-level math signal of a page whose
     formulas the extractor may not find (a forum that typesets TeX, a formula in an image). One
-    function for both extraction tiers, so their rows agree. Costs a lower-cased scan on a page
-    that names no renderer; never raises (False on HTML that cannot be parsed)."""
+    function for both extraction tiers, so their rows agree. ``lowered``: the page's first
+    ``max_chars`` (``html_math.MAX_HTML_CHARS``) characters as UTF-8, lower-cased, when the caller
+    has them (the fast tier does), which leaves a page that names no renderer a few substring
+    scans. Never raises (False on HTML that cannot be parsed)."""
     head = html[:max_chars]
-    lowered = head.lower()
+    if lowered is None:
+        lowered = head.encode("utf-8", "surrogatepass").lower()
     if not any(hint in lowered for hint in _RENDERER_HINTS):
         return False
     try:

@@ -292,8 +292,9 @@ class ExtractMainTextFn(beam.DoFn):
                     return
                 finally:
                     self._timing.update(int(1000 * (time.monotonic() - started)))
+                renderer = result.math_renderer
                 extracted = ExtractedPage(record, (result.text or "").strip(), result.title, int(result.num_formulas),
-                                          loads_math_renderer(page.html))
+                                          loads_math_renderer(page.html) if renderer is None else renderer)
                 if extracted.text:
                     for source, n in (result.formula_sources or {}).items():
                         _count(f"formula_source:{source}", n)

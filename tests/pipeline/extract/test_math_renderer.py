@@ -14,6 +14,7 @@ import re
 import lxml.html
 import pytest
 
+from pipeline.extract.fast_text import fast_main_text
 from pipeline.extract.html_math import extract_main_text
 from pipeline.extract.math_reference import find_source_formulas, retention
 from pipeline.extract.math_renderer import loads_math_renderer, read_renderer, tex_evidence
@@ -258,6 +259,7 @@ def test_loads_math_renderer_agrees_with_the_labelled_markers_of_every_shared_pa
         html = (shared_data / row["file"]).read_text(encoding="utf-8", errors="replace")
         flags[row["file"]] = loads_math_renderer(html)
         assert flags[row["file"]] == bool(set(row["math_markers"]) & {"mathjax", "katex"}), row["file"]
+        assert fast_main_text(html).math_renderer is flags[row["file"]], row["file"]  # the fast tier reads it on the way
     assert not any(flags[r["file"]] for r in rows if r["label"] == "nonmath")
     assert sum(flags[r["file"]] for r in rows if r["label"] == "math") >= 20
     without_formulas = [r["file"] for r in rows if r["label"] == "math" and flags[r["file"]]
