@@ -14,9 +14,9 @@ classifier or by the previous round: pages under the accepted URL paths that the
 round missed (the paper's discovered positives), pages carrying math markup (``markup/``), and
 the pages the previous round recalled, except those it recalled only for loading a math
 renderer (``renderer_only_recall``: weak evidence, never fed back, so that one false positive
-of the renderer floor cannot teach the next model that such pages are math). At most ``max_discovered_share`` of the positives come
-from the pool: a uniform sample by a hash of the page id (``bottom_k_ids``), so the choice does
-not depend on the order a runner wrote the rows in.
+of the renderer floor cannot teach the next model that such pages are math). At most
+``max_discovered_share`` of the positives come from the pool: a uniform sample by a hash of the
+page id (``bottom_k_ids``), so the choice does not depend on the order a runner wrote the rows in.
 
 Epochs: the paper's 3 epochs are for 1M examples. A small training set gets more passes, up to
 ``small_data_epochs``: ``epochs = max(epoch, min(small_data_epochs, ceil(epoch * epoch_scale_examples / n)))``.
