@@ -209,6 +209,11 @@ class PathMatcher:
         for domain, prefix in accepted:
             self.by_domain[domain] = tuple(sorted(set(self.by_domain.get(domain, ())) | {prefix}))
 
+    @classmethod
+    def of_cut(cls, cut: dict) -> "PathMatcher":
+        """The annotated paths a calibrated cut names (``accepted_paths`` of ``tables/stats.json``)."""
+        return cls(tuple(pair) for pair in cut.get("accepted_paths") or ())
+
     def __bool__(self) -> bool:
         return bool(self.by_domain)
 

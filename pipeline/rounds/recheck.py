@@ -101,20 +101,20 @@ class KeepAboveCutFn(beam.DoFn):
     def setup(self):
         with FileSystems.open(self.cut_path) as fh:
             self._cut = json.loads(fh.read().decode("utf-8"))["threshold"]
-        self._paths = PathMatcher(tuple(pair) for pair in self._cut.get("accepted_paths") or ())
+        self._paths = PathMatcher.of_cut(self._cut)
 
     def process(self, row):
-        formulas = formulas_of(row)
+        formulas, renderer = formulas_of(row), renderer_of(row)
         under_path = self._paths.matches(row.get("domain"), row.get("url"))
         if keeps_on_precise_text(row["math_score"], formulas, self._cut, self.markup_min_formulas, under_path,
-                                 renderer_of(row)):
+                                 renderer):
             count(self.namespace, "above_cut_on_precise_text")
             yield row
             return
         count(self.namespace, f"rejected:{REASON}")
         detail = (f"score {row['math_score']:.4f} on the precise text, {formulas} formulas; "
                   f"the round's cut {self._cut['threshold']:.4f}")
-        if renderer_of(row) and self._cut.get("renderer_floor") is not None:
+        if renderer and self._cut.get("renderer_floor") is not None:
             detail += f", renderer floor {self._cut['renderer_floor']:.4f} (the page loads a math renderer)"
         yield beam.pvalue.TaggedOutput(REJECTS, make_reject(self.stage, row.get("warc_path") or "",
                                                             row.get("warc_offset") if row.get("warc_offset") is not None else -1,

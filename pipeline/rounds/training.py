@@ -97,10 +97,13 @@ def _iter_ids(files: Sequence[str], admit: Mapping[str, RowFilter], stats: ReadS
             keep = admit.get(path)
             columns = ["id"] + ([c for c in FILTER_COLUMNS if c in parquet.schema_arrow.names] if keep else [])
             for batch in parquet.iter_batches(batch_size=8192, columns=columns):
+                if keep is None:  # ids only: no row dicts
+                    yield from (i for i in batch.column(0).to_pylist() if isinstance(i, str))
+                    continue
                 for row in batch.to_pylist():
                     if not isinstance(row["id"], str):
                         continue
-                    if keep is not None and not keep(row):
+                    if not keep(row):
                         if stats is not None:
                             stats.skip("renderer_only_recall")
                         continue
@@ -114,13 +117,14 @@ def renderer_only_filter(stats_json: str, markup_min_formulas: int) -> RowFilter
     cut = read_json(stats_json)["threshold"]
     if cut.get("mode") != "calibrated":
         return None
-    paths = PathMatcher(tuple(pair) for pair in cut.get("accepted_paths") or ())
+    from pipeline.rounds.transforms import formulas_of, renderer_of  # noqa: PLC0415 - as in bottom_k_ids
+
+    paths = PathMatcher.of_cut(cut)
 
     def admitted(row: dict) -> bool:
-        if row.get("math_renderer") is not True or not isinstance(row.get("math_score"), float):
+        if not renderer_of(row) or not isinstance(row.get("math_score"), float):
             return True
-        formulas = row.get("num_formulas") if isinstance(row.get("num_formulas"), int) else 0
-        return calibration.above_calibrated_cut(row["math_score"], formulas, cut, markup_min_formulas,
+        return calibration.above_calibrated_cut(row["math_score"], formulas_of(row), cut, markup_min_formulas,
                                                 paths.matches(row.get("domain"), row.get("url")))
 
     return admitted
