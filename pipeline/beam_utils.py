@@ -73,6 +73,24 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
     return options
 
 
+LOCAL_RUNNERS = frozenset({"FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
+                           "PrismRunner"})
+
+
+def runs_in_this_machine(options: PipelineOptions) -> bool:
+    """True for the runners that execute the job on this machine and hold its shuffles in this
+    machine's memory: the direct runners (also in multi-processing mode) and the portable runner
+    with its embedded job server (``--job_endpoint=embed``)."""
+    from apache_beam.options.pipeline_options import PortableOptions, StandardOptions
+
+    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    name = name.rsplit(".", 1)[-1]
+    if name in LOCAL_RUNNERS:
+        return True
+    return name == "PortableRunner" and options.view_as(PortableOptions).job_endpoint == "embed"
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts for local paths and for ``gs://`` / ``s3://`` URLs alike."""
     return FileSystems.join(base, *parts)

@@ -17,6 +17,10 @@ near-deduplication" without further detail; the choices here are documented in
 ``urls.py``, ``minhash.py``, ``components.py``, ``transforms.py`` and ``docs/dedup.md``.
 When the connected components need more star rounds than ``--cc_rounds``, the job is run
 again with twice as many (up to ``--cc_max_rounds``), so a finished output is always exact.
+``--exchange``: the per-page records of the near-duplicate search cross between steps as Beam
+shuffles, or as sorted run files under ``<output>/_exchange`` (``file_exchange``; deleted when
+the stage completes), which keeps a local runner's memory flat; by default files on a local
+runner and shuffles on Dataflow, Spark and Flink. Both give the same output.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from pipeline.beam_utils import (
     is_dry_run,
     join,
     mark_complete,
+    runs_in_this_machine,
     parquet_glob,
     pipeline_options,
     read_json,
@@ -45,6 +50,7 @@ from pipeline.beam_utils import (
     write_bytes,
     write_json,
 )
+from pipeline.dedup.file_exchange import NearDuplicatesOnFiles
 from pipeline.dedup.minhash import MinHashConfig, s_curve_table
 from pipeline.dedup.transforms import (
     KEEP_POLICIES,
@@ -55,6 +61,9 @@ from pipeline.dedup.transforms import (
     DedupUrls,
     ResolveKeptIds,
     cluster_size_bin,
+    node_key,
+    node_position,
+    parse_node,
     removed_record,
     sort_bins,
     url_group_key,
@@ -64,6 +73,8 @@ from pipeline.inputs import InputError, check_output_reachable, require_pages
 from pipeline.schema import DOCUMENT_SCHEMA, DUP_COUNT, schema_with
 
 LOG = logging.getLogger(__name__)
+EXCHANGES = ("auto", "shuffle", "files")
+EXCHANGE_DIR = "_exchange"
 KEPT_SCHEMA = schema_with(DOCUMENT_SCHEMA, DUP_COUNT)
 SUMMARY = "summary.json"
 
@@ -87,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="verification sketch: each page's smallest distinct shingle hashes (bottom-k); "
                         "exact Jaccard for pages with fewer shingles, 0: every shingle (exact, more memory)")
     p.add_argument("--keep", choices=KEEP_POLICIES, default="longest", help="representative of a component")
+    p.add_argument("--exchange", choices=EXCHANGES, default="auto",
+                   help="how per-page records move between steps: Beam shuffles, or sorted run files under "
+                        "<output>/_exchange (flat memory on local runners, which hold shuffles in memory); "
+                        "auto: files on a local runner, shuffles on Dataflow, Spark and Flink")
     p.add_argument("--cc_rounds", type=int, default=12, help="large/small-star rounds unrolled in the job")
     p.add_argument("--cc_max_rounds", type=int, default=48, help="rerun with doubled rounds up to this")
     p.add_argument("--num_shards", type=int, default=0, help="kept Parquet shards (0: the runner decides)")
@@ -144,8 +159,9 @@ def make_summary(stats: dict, parameters: dict) -> dict:
 
 
 def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: MinHashConfig, cc_rounds: int,
-                   dry_run: bool = False) -> None:
-    """Adds the whole stage to ``pipeline`` (reading, both dedup steps, all outputs)."""
+                   dry_run: bool = False, exchange: str = "shuffle") -> None:
+    """Adds the whole stage to ``pipeline`` (reading, both dedup steps, all outputs); ``exchange``
+    is ``shuffle`` or ``files`` (see ``file_exchange``)."""
     parameters = {
         "input": args.input,
         "output": args.output,
@@ -157,7 +173,10 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
                          f"fewer than {config.fingerprint_hashes} distinct shingles, beyond them the bottom-"
                          f"{config.fingerprint_hashes} estimate" if config.fingerprint_hashes else
                          "exact Jaccard of shingle-hash sets >= threshold for every candidate edge"),
-        "cc_rounds": cc_rounds,
+        "exchange": exchange,
+        "cc_rounds": cc_rounds if exchange == "shuffle" else None,
+        "components": ("large/small-star rounds in Beam" if exchange == "shuffle" else
+                       "union-find over the verified edges in one worker"),
         "url_dedup": "newest fetch_time per normalised URL; ties: smallest id, warc_path, warc_offset",
     }
     files = (
@@ -169,14 +188,22 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
     )
     meta = files | "ReadMetadata" >> beam.ParDo(ReadMetadataFn(url_group_key)).with_outputs(REJECTS, main="members")
     urls = meta.members | "DedupUrls" >> DedupUrls()
-    near = files | "DedupNearDuplicates" >> DedupNearDuplicates(urls["decisions"], config, args.keep, cc_rounds,
-                                                               args.batch_size, args.neighbours)
-    decisions = (urls["decisions"], near["decisions"]) | "AllDecisions" >> beam.Flatten()
+    if exchange == "files":
+        near = files | "NearDuplicatesOnFiles" >> NearDuplicatesOnFiles(
+            urls["decisions"], join(args.output, EXCHANGE_DIR), config, args.keep, args.batch_size, args.neighbours,
+            node_key, parse_node, node_position)
+        apply_fn = ApplyDecisionsFn(removed_record, NearDuplicatesOnFiles.decision_folder(join(args.output, EXCHANGE_DIR)))
+        ready = [beam.pvalue.AsSingleton(near["done"])]
+        decisions = near["decisions"]
+    else:
+        near = files | "DedupNearDuplicates" >> DedupNearDuplicates(urls["decisions"], config, args.keep, cc_rounds,
+                                                                   args.batch_size, args.neighbours)
+        apply_fn, ready = ApplyDecisionsFn(removed_record), []
+        decisions = (urls["decisions"], near["decisions"]) | "AllDecisions" >> beam.Flatten()
     applied = (
         {"path": files, "decision": decisions}
         | "DecisionsPerFile" >> beam.CoGroupByKey()
-        | "ApplyDecisions" >> beam.ParDo(ApplyDecisionsFn(removed_record)).with_outputs(
-            ApplyDecisionsFn.REMOVED, main="kept")
+        | "ApplyDecisions" >> beam.ParDo(apply_fn, *ready).with_outputs(ApplyDecisionsFn.REMOVED, main="kept")
     )
     kept = applied.kept
     url_removed = urls["removed"] | "ResolveKeptIds" >> ResolveKeptIds(near["children"])
@@ -200,8 +227,8 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
         kept | "Represented" >> beam.Map(lambda r: ("represented", r["dup_count"])),
         kept | "ClusterBins" >> beam.Map(lambda r: ("cluster_size:" + cluster_size_bin(r["dup_count"]), 1)),
         tally(near["no_shingles"], "no_shingles", "StatNoShingles"),
-        tally(near["candidates"], "candidates", "StatCandidates"),
-        tally(near["edges"], "edges", "StatEdges"),
+        near["candidates"] | "StatCandidates" >> _stat("candidates"),
+        near["edges"] | "StatEdges" >> _stat("edges"),
         near["violations"] | "StatViolations" >> _stat("violations"),
     ]
     (
@@ -271,18 +298,19 @@ def run(argv: list[str] | None = None) -> dict:
     if not dry_run:
         require_pages(args.input)
 
+    exchange = args.exchange if args.exchange != "auto" else ("files" if runs_in_this_machine(options) else "shuffle")
     rounds = args.cc_rounds
     while True:
         started = time.time()
         if not dry_run:
             clear_output(args.output)
         with_options = beam.Pipeline(options=options)
-        build_pipeline(with_options, args, config, rounds, dry_run)
+        build_pipeline(with_options, args, config, rounds, dry_run, exchange)
         run_pipeline(with_options)
         if dry_run:
             return {"stage": "dedup", "dry_run": True, "parameters": {"minhash": config.to_dict(), "keep": args.keep,
                                                                       "neighbours": args.neighbours,
-                                                                      "cc_rounds": rounds}}
+                                                                      "cc_rounds": rounds, "exchange": exchange}}
         summary = read_json(join(args.output, SUMMARY))
         if summary["components"]["converged"]:
             break
@@ -292,6 +320,8 @@ def run(argv: list[str] | None = None) -> dict:
                                "raise --cc_max_rounds")
         LOG.warning("components not converged after %d rounds; rerunning with %d", rounds, 2 * rounds)
         rounds = min(2 * rounds, args.cc_max_rounds)
+    if exchange == "files":
+        clear_output(join(args.output, EXCHANGE_DIR))
     summary["wall_seconds"] = round(time.time() - started, 3)
     summary["pages_per_second"] = round(summary["counts"]["input_rows"] / max(summary["wall_seconds"], 1e-9), 1)
     write_json(join(args.output, SUMMARY), summary)

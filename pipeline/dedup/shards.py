@@ -190,19 +190,28 @@ class MinHashFileFn(beam.DoFn):
 class ApplyDecisionsFn(beam.DoFn):
     """``(file key, {"path": [path], "decision": all decisions})`` -> each kept row with
     ``dup_count`` (the pages it stands for), and (tagged ``removed``) a removal record for each
-    near-duplicate; URL duplicates are dropped (the URL dedup recorded their removal)."""
+    near-duplicate; URL duplicates are dropped (the URL dedup recorded their removal).
+    ``decision_runs(file key)``: the folder of the file's near-duplicate decisions when they are
+    in runs (``file_exchange``), streamed beside the rows instead of held."""
 
     REMOVED = "removed"
 
-    def __init__(self, removed_record):
+    def __init__(self, removed_record, decision_runs=None):
         self.removed_record = removed_record
+        self.decision_runs = decision_runs
 
-    def process(self, element):
+    def process(self, element, *_ready):
         path, decided = file_and_decisions(element[1])
+        streamed = self._streamed_decisions(element[0])
+        pending = next(streamed, None)
         for index, row in _read(path, None):
+            decision = decided.get(index, {})
+            while pending is not None and pending[0] <= index:
+                if pending[0] == index:
+                    decision = {**decision, pending[1]: pending[2]}
+                pending = next(streamed, None)
             if not valid_id(row):
                 continue
-            decision = decided.get(index, {})
             if DROP in decision:
                 continue
             if NEAR in decision:
@@ -213,3 +222,11 @@ class ApplyDecisionsFn(beam.DoFn):
             _count("kept")
             weight = decision.get(WEIGHT, row_weight(row)) + decision.get(CREDIT, 0)
             yield {**row, "text": as_text(row.get("text")), "dup_count": weight}
+
+    def _streamed_decisions(self, key: str):
+        """The file's decisions from the file exchange's runs (``file_exchange``), in row order."""
+        if self.decision_runs is None:
+            return iter(())
+        from pipeline.dedup.runs import list_runs, merge_runs
+
+        return iter(merge_runs(list_runs(self.decision_runs(key)), self.decision_runs(key + "-merge")))

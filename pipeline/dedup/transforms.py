@@ -165,7 +165,7 @@ class DedupNearDuplicates(beam.PTransform):
     Input: ``(file key, path)`` of every input file; ``url_decisions`` from ``DedupUrls`` (URL
     duplicates are left out of the graph, URL winners weigh their group). Returns ``{"decisions"
     (file key, (row index, "near" | "credit", value)), "children" (child id -> root id),
-    "violations", "no_shingles", "candidates", "edges" (verified)}``. ``neighbours``: how many of
+    "violations", "no_shingles", "candidates", "edges" (verified; both as counts)}``. ``neighbours``: how many of
     a bucket's smallest members each member is checked against (see ``verify.bucket_candidate_edges``).
     """
 
@@ -205,8 +205,8 @@ class DedupNearDuplicates(beam.PTransform):
             "children": cc["children"] | "ChildIds" >> beam.Map(_child_ids),
             "violations": cc["violations"],
             "no_shingles": bands[MinHashFileFn.NO_SHINGLES],
-            "candidates": candidates,
-            "edges": edges,
+            "candidates": candidates | "CountCandidates" >> beam.combiners.Count.Globally(),
+            "edges": edges | "CountEdges" >> beam.combiners.Count.Globally(),
         }
 
 

@@ -127,13 +127,18 @@ def corpus(benchmark_dir, tmp_path_factory):
 _KEPT_BY_RUNNER: dict[str, bytes] = {}
 
 
-def test_dedup_outcomes_on_every_runner(corpus, beam_runner, tmp_path):
-    """Exact outcomes, byte-identical on every runner; on the in-process runner two unrolled
-    star rounds are too few for the 12-page path: detected, and the job is rerun with more."""
+@pytest.mark.parametrize("exchange", ["shuffle", "files"])
+def test_dedup_outcomes_on_every_runner(corpus, beam_runner, exchange, tmp_path):
+    """Exact outcomes, byte-identical on every runner and with both exchanges (Beam shuffles,
+    run files); on the in-process runner two unrolled star rounds are too few for the 12-page
+    path: detected, and the job is rerun with more."""
     out = str(tmp_path / "out")
     in_process = "--direct_running_mode=multi_processing" not in beam_runner and "--runner=PortableRunner" not in beam_runner
     rounds = ["--cc_rounds", "2", "--cc_max_rounds", "8"] if in_process else ["--cc_rounds", "5"]
-    summary = run(["--input", corpus["input"], "--output", out, "--num_shards", "2"] + rounds + beam_runner)
+    summary = run(["--input", corpus["input"], "--output", out, "--num_shards", "2", "--exchange", exchange]
+                  + rounds + beam_runner)
+    assert summary["parameters"]["exchange"] == exchange
+    assert not os.path.exists(os.path.join(out, "_exchange"))  # the run files are deleted on completion
     kept, removed = read_output(out)
 
     kept_ids = sorted(r["id"] for r in kept)
@@ -154,7 +159,7 @@ def test_dedup_outcomes_on_every_runner(corpus, beam_runner, tmp_path):
     assert counts["removed"] == {"url": 4, "near_dup": sum(1 for v in corpus["expect_removed"].values() if v[1] == "near_dup")}
     assert counts["pages_without_shingles"] == 1 and summary["consistent"] and summary["components"]["converged"]
     assert sum(summary["cluster_size_histogram"].values()) == len(kept)
-    if in_process:
+    if in_process and exchange == "shuffle":
         assert summary["components"]["rounds"] > 2  # rerun with more rounds
         marker = os.path.getmtime(os.path.join(out, "_SUCCESS"))  # a rerun on complete output does no work
         assert run(["--input", corpus["input"], "--output", out]) == summary
@@ -165,7 +170,7 @@ def test_dedup_outcomes_on_every_runner(corpus, beam_runner, tmp_path):
     blob = "\n".join(kept_ids).encode()
     for other in _KEPT_BY_RUNNER.values():
         assert other == blob
-    _KEPT_BY_RUNNER[" ".join(beam_runner)] = blob
+    _KEPT_BY_RUNNER[" ".join(beam_runner) + " " + exchange] = blob
 
 
 def test_skew_one_huge_cluster(tmp_path):
