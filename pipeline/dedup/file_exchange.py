@@ -43,7 +43,7 @@ from apache_beam.metrics.metric import Metrics
 from pipeline.dedup.components import NAMESPACE
 from pipeline.dedup.minhash import MinHashConfig, fingerprint_jaccard
 from pipeline.dedup.runs import PartitionedRunWriter, list_runs, merge_runs, partition_of, read_run
-from pipeline.dedup.shards import CREDIT, NEAR, MinHashFileFn
+from pipeline.dedup.shards import CREDIT, DROP, NEAR, REJECTS, WEIGHT, MinHashFileFn, ReadMetadataFn
 
 MAX_PARTITIONS = 64
 
@@ -59,6 +59,9 @@ class RunLayout:
 
     def __init__(self, root: str):
         self.root = root
+
+    def urls(self, part: int) -> str:
+        return _join(self.root, "urls", f"{part:04d}")
 
     def bands(self, band: int) -> str:
         return _join(self.root, "bands", f"{band:04d}")
@@ -82,6 +85,12 @@ class RunLayout:
         return _join(self.root, "scratch", name)
 
 
+def without_held_decisions(file: tuple[str, str]) -> tuple[str, dict]:
+    """``(file key, path)`` in the shape ``shards`` reads a file with its held decisions (none:
+    with the file exchange, every decision is streamed from runs)."""
+    return file[0], {"path": [file[1]], "decision": []}
+
+
 def partitions_for(num_files: int) -> int:
     """Partitions of the fingerprints and edges: one per input file, at most ``MAX_PARTITIONS``."""
     return max(1, min(int(num_files), MAX_PARTITIONS))
@@ -91,15 +100,91 @@ def _count(name: str, n: int = 1) -> None:
     Metrics.counter(NAMESPACE, name).inc(n)
 
 
+class MetadataToRunsFn(ReadMetadataFn):
+    """``shards.ReadMetadataFn`` whose ``(URL group key, member)`` records go to the runs of the
+    group's partition; yields the file's number of valid rows (rejects as before)."""
+
+    def __init__(self, url_group_key, layout: RunLayout):
+        super().__init__(url_group_key)
+        self.layout = layout
+
+    def process(self, element, partitions: int):
+        writer = PartitionedRunWriter(self.layout.urls, element[0])
+        for out in super().process(element):
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield out
+            else:
+                writer.add(partition_of(out[0], partitions), out)
+        yield writer.close()
+
+
+class UrlGroupsFn(beam.DoFn):
+    """partition -> its URL groups' decisions written to each file's decision runs, and a removal
+    record per URL duplicate (``transforms.url_group_decisions``, streamed: a group's members
+    arrive in fetch-rank order, so the first is the winner)."""
+
+    def __init__(self, layout: RunLayout, removed_record, reason: str):
+        self.layout, self.removed_record, self.reason = layout, removed_record, reason
+
+    def process(self, part: int):
+        writer = PartitionedRunWriter(lambda f: self.layout.decisions(f"{f:016x}"), f"urls-{part:04d}")
+        group, winner, total, n = None, None, 0, 0
+
+        def close_group():
+            if n > 1:
+                writer.add(int(winner[1], 16), (winner[2], WEIGHT, total))
+
+        for key, member in merge_runs(list_runs(self.layout.urls(part)), self.layout.scratch(f"urls-{part:04d}")):
+            if key != group:
+                close_group()
+                group, winner, total, n = key, member, 0, 0
+            _, file, index, ident, url, weight = member
+            total += weight
+            n += 1
+            if member is not winner:
+                _count("removed:url")
+                writer.add(int(file, 16), (index, DROP, None))
+                yield self.removed_record(ident, winner[3], self.reason, url)
+        close_group()
+        writer.close()
+
+
+class UrlsOnFiles(beam.PTransform):
+    """``transforms.DedupUrls`` with the metadata in run files: ``(file key, path)`` files ->
+    ``{"removed": URL removal records, "rejects", "input_rows" (counts), "done"}``; the decisions
+    are in each file's decision runs (``RunLayout.decisions``) once ``done`` is complete."""
+
+    def __init__(self, work_dir: str, url_group_key, removed_record, reason: str):
+        super().__init__()
+        self.layout = RunLayout(work_dir)
+        self.url_group_key, self.removed_record, self.reason = url_group_key, removed_record, reason
+
+    def expand(self, files):
+        side = beam.pvalue.AsSingleton(files
+                                       | "CountFiles" >> beam.combiners.Count.Globally()
+                                       | "Partitions" >> beam.Map(partitions_for))
+        meta = files | "MetadataToRuns" >> beam.ParDo(MetadataToRunsFn(self.url_group_key, self.layout),
+                                                      side).with_outputs(REJECTS, main="rows")
+        removed = (meta.rows
+                   | "MetadataDone" >> beam.CombineGlobally(sum)
+                   | "UrlUnits" >> beam.FlatMap(lambda _, p: range(p), side)
+                   | "UrlSpread" >> beam.Reshuffle()
+                   | "UrlGroups" >> beam.ParDo(UrlGroupsFn(self.layout, self.removed_record, self.reason)))
+        done = (removed
+                | "UrlDecisionsWritten" >> beam.combiners.Count.Globally()
+                | "UrlsReady" >> beam.Map(lambda _: True))
+        return {"removed": removed, "rejects": meta[REJECTS], "input_rows": meta.rows, "done": done}
+
+
 class MinHashToRunsFn(MinHashFileFn):
     """``shards.MinHashFileFn`` whose band entries and fingerprints are written to runs; yields
     the file's number of nodes, and ``1`` tagged ``no_shingles`` per page without shingles."""
 
     def __init__(self, config: MinHashConfig, keep: str, node_key, batch_size: int, layout: RunLayout):
-        super().__init__(config, keep, node_key, batch_size)
+        super().__init__(config, keep, node_key, batch_size, layout.decisions)
         self.layout = layout
 
-    def process(self, element, partitions: int):
+    def process(self, element, partitions: int, *_ready):
         key = element[0]
         bands = PartitionedRunWriter(self.layout.bands, key)
         fps = PartitionedRunWriter(self.layout.fingerprints, key)
@@ -269,19 +354,20 @@ class ComponentsFn(beam.DoFn):
 
 
 class NearDuplicatesOnFiles(beam.PTransform):
-    """``DedupNearDuplicates`` with its per-page records in run files under ``work_dir``.
+    """``transforms.DedupNearDuplicates`` with its per-page records in run files under ``work_dir``.
 
-    Same input and outputs as ``DedupNearDuplicates``, except that ``children`` holds only the
-    children that are URL winners (all that ``ResolveKeptIds`` needs), ``decisions`` are the
-    URL decisions only (the near-duplicate ones are in runs: pass ``layout`` to
-    ``shards.ApplyDecisionsFn`` with ``done`` as a side input), ``violations`` is 0 (union-find
-    is exact), and ``candidates``/``edges`` are counts to be summed.
+    Input: ``(file key, path)`` of every input file; ``urls_done``: ``UrlsOnFiles``'s ``done``
+    (its decisions must be in the runs before the MinHash pass reads them). Returns
+    ``{"children"`` (child id -> root id, only for children that are URL winners: all that
+    ``ResolveKeptIds`` needs), ``"violations"`` (0: union-find is exact), ``"no_shingles"``,
+    ``"candidates"``, ``"edges"`` (counts) and ``"done"``}``; every decision is then in the
+    decision runs, for ``shards.ApplyDecisionsFn`` with ``done`` as a side input.
     """
 
-    def __init__(self, url_decisions, work_dir: str, config: MinHashConfig, keep: str, batch_size: int,
+    def __init__(self, urls_done, work_dir: str, config: MinHashConfig, keep: str, batch_size: int,
                  neighbours: int, node_key, parse_node, node_position):
         super().__init__()
-        self.url_decisions = url_decisions
+        self.urls_done = urls_done
         self.layout = RunLayout(work_dir)
         self.config, self.keep, self.batch_size, self.neighbours = config, keep, batch_size, neighbours
         self.node_key, self.parse_node, self.node_position = node_key, parse_node, node_position
@@ -297,10 +383,11 @@ class NearDuplicatesOnFiles(beam.PTransform):
                       | "Partitions" >> beam.Map(partitions_for))
         side = beam.pvalue.AsSingleton(partitions)
         written = (
-            {"path": files, "decision": self.url_decisions}
-            | "UrlDecisionsPerFile" >> beam.CoGroupByKey()
+            files
+            | "NoHeldDecisions" >> beam.Map(without_held_decisions)
             | "MinHashToRuns" >> beam.ParDo(
-                MinHashToRunsFn(self.config, self.keep, self.node_key, self.batch_size, self.layout), side
+                MinHashToRunsFn(self.config, self.keep, self.node_key, self.batch_size, self.layout), side,
+                beam.pvalue.AsSingleton(self.urls_done)
             ).with_outputs(MinHashFileFn.NO_SHINGLES, main="nodes")
         )
 
@@ -330,7 +417,6 @@ class NearDuplicatesOnFiles(beam.PTransform):
                 | "ComponentsWritten" >> beam.combiners.Count.Globally()
                 | "DecisionsReady" >> beam.Map(lambda _: True))
         return {
-            "decisions": self.url_decisions,
             "children": children,
             "violations": nodes_done | "NoViolations" >> beam.Map(lambda _: 0),
             "no_shingles": written[MinHashFileFn.NO_SHINGLES],

@@ -50,7 +50,7 @@ from pipeline.beam_utils import (
     write_bytes,
     write_json,
 )
-from pipeline.dedup.file_exchange import NearDuplicatesOnFiles
+from pipeline.dedup.file_exchange import NearDuplicatesOnFiles, UrlsOnFiles, without_held_decisions
 from pipeline.dedup.minhash import MinHashConfig, s_curve_table
 from pipeline.dedup.transforms import (
     KEEP_POLICIES,
@@ -186,41 +186,49 @@ def build_pipeline(pipeline: beam.Pipeline, args: argparse.Namespace, config: Mi
         | "FileKeys" >> beam.Map(lambda meta: (file_key(meta.path), meta.path))
         | "SpreadFiles" >> beam.Reshuffle()
     )
-    meta = files | "ReadMetadata" >> beam.ParDo(ReadMetadataFn(url_group_key)).with_outputs(REJECTS, main="members")
-    urls = meta.members | "DedupUrls" >> DedupUrls()
     if exchange == "files":
+        work = join(args.output, EXCHANGE_DIR)
+        urls = files | "UrlsOnFiles" >> UrlsOnFiles(work, url_group_key, removed_record, REASON_URL)
         near = files | "NearDuplicatesOnFiles" >> NearDuplicatesOnFiles(
-            urls["decisions"], join(args.output, EXCHANGE_DIR), config, args.keep, args.batch_size, args.neighbours,
-            node_key, parse_node, node_position)
-        apply_fn = ApplyDecisionsFn(removed_record, NearDuplicatesOnFiles.decision_folder(join(args.output, EXCHANGE_DIR)))
-        ready = [beam.pvalue.AsSingleton(near["done"])]
-        decisions = near["decisions"]
+            urls["done"], work, config, args.keep, args.batch_size, args.neighbours, node_key, parse_node,
+            node_position)
+        applied = (
+            files
+            | "NoHeldDecisions" >> beam.Map(without_held_decisions)
+            | "ApplyDecisions" >> beam.ParDo(ApplyDecisionsFn(removed_record, NearDuplicatesOnFiles.decision_folder(work)),
+                                             beam.pvalue.AsSingleton(near["done"])).with_outputs(
+                ApplyDecisionsFn.REMOVED, main="kept")
+        )
+        rejects, input_rows = urls["rejects"], urls["input_rows"]
     else:
+        meta = files | "ReadMetadata" >> beam.ParDo(ReadMetadataFn(url_group_key)).with_outputs(REJECTS, main="members")
+        urls = meta.members | "DedupUrls" >> DedupUrls()
         near = files | "DedupNearDuplicates" >> DedupNearDuplicates(urls["decisions"], config, args.keep, cc_rounds,
                                                                    args.batch_size, args.neighbours)
-        apply_fn, ready = ApplyDecisionsFn(removed_record), []
         decisions = (urls["decisions"], near["decisions"]) | "AllDecisions" >> beam.Flatten()
-    applied = (
-        {"path": files, "decision": decisions}
-        | "DecisionsPerFile" >> beam.CoGroupByKey()
-        | "ApplyDecisions" >> beam.ParDo(apply_fn, *ready).with_outputs(ApplyDecisionsFn.REMOVED, main="kept")
-    )
+        applied = (
+            {"path": files, "decision": decisions}
+            | "DecisionsPerFile" >> beam.CoGroupByKey()
+            | "ApplyDecisions" >> beam.ParDo(ApplyDecisionsFn(removed_record)).with_outputs(
+                ApplyDecisionsFn.REMOVED, main="kept")
+        )
+        rejects, input_rows = meta[REJECTS], meta.members | "CountRows" >> beam.combiners.Count.Globally()
     kept = applied.kept
     url_removed = urls["removed"] | "ResolveKeptIds" >> ResolveKeptIds(near["children"])
     near_removed = applied[ApplyDecisionsFn.REMOVED]
     removed = (url_removed, near_removed) | "AllRemoved" >> beam.Flatten()
 
     kept | "WriteKept" >> WriteParquetShards(data_dir(args.output), KEPT_SCHEMA, args.num_shards)
-    removed | "WriteRemoved" >> WriteParquetShards(join(args.output, "removed"), REMOVED_SCHEMA, 1)
-    meta[REJECTS] | "WriteRejects" >> WriteRejects(args.output)
+    removed | "WriteRemoved" >> WriteParquetShards(join(args.output, "removed"), REMOVED_SCHEMA, 0)  # no shuffle
+    rejects | "WriteRejects" >> WriteRejects(args.output)
 
     def tally(pcoll, name: str, label: str):
         """One ``(name, 1)`` per element: all statistics are summed by one ``CombinePerKey``."""
         return pcoll | label >> beam.Map(lambda _, name=name: (name, 1))
 
     stats = [
-        tally(meta.members, "input_rows", "StatValid"),
-        meta[REJECTS] | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], 1)),
+        input_rows | "StatValid" >> _stat("input_rows"),
+        rejects | "RejectReasons" >> beam.Map(lambda r: ("rejected:" + r["reason"], 1)),
         tally(url_removed, "removed:url", "StatUrl"),
         tally(near_removed, "removed:near_dup", "StatNear"),
         tally(kept, "kept", "StatKept"),

@@ -137,6 +137,32 @@ def file_and_decisions(grouped: dict) -> tuple[str | None, dict[int, dict]]:
     return (paths[0] if paths else None), decisions_by_row(grouped["decision"])
 
 
+def rows_with_decisions(path: str | None, columns: list[str] | None, decided: dict[int, dict],
+                        streamed: Iterator[tuple] = iter(())) -> Iterator[tuple[int, dict, dict]]:
+    """``(row index, row, {kind: value})`` for each row of one file that has a valid id: its
+    decisions from ``decided`` (held) and from ``streamed``, ``(row index, kind, value)`` in
+    row order (the file exchange's runs, read beside the rows instead of held)."""
+    pending = next(streamed, None)
+    for index, row in _read(path, columns):
+        decision = decided.get(index, {})
+        while pending is not None and pending[0] <= index:
+            if pending[0] == index:
+                decision = {**decision, pending[1]: pending[2]}
+            pending = next(streamed, None)
+        if valid_id(row):
+            yield index, row, decision
+
+
+def streamed_decisions(folder_of, key: str) -> Iterator[tuple]:
+    """A file's decisions from the file exchange's runs (``folder_of(file key)``), in row order;
+    nothing when ``folder_of`` is None."""
+    if folder_of is None:
+        return iter(())
+    from pipeline.dedup.runs import list_runs, merge_runs
+
+    return iter(merge_runs(list_runs(folder_of(key)), folder_of(key + "-merge")))
+
+
 # ------------------------------------------------------------------------ pass 2: MinHash
 class MinHashFileFn(beam.DoFn):
     """``(file key, {"path": [path], "decision": URL decisions})`` -> ``(bucket key, node)`` for
@@ -146,8 +172,9 @@ class MinHashFileFn(beam.DoFn):
     NO_SHINGLES = "no_shingles"
     FINGERPRINTS = "fingerprints"
 
-    def __init__(self, config: MinHashConfig, keep: str, node_key, batch_size: int = 256):
+    def __init__(self, config: MinHashConfig, keep: str, node_key, batch_size: int = 256, decision_runs=None):
         self.config, self.keep, self.node_key, self.batch_size = config, keep, node_key, batch_size
+        self.decision_runs = decision_runs
         self.hasher = None
 
     def setup(self):
@@ -157,10 +184,8 @@ class MinHashFileFn(beam.DoFn):
         key, grouped = element
         path, decided = file_and_decisions(grouped)
         batch: list[tuple[str, str]] = []
-        for index, row in _read(path, MINHASH_COLUMNS):
-            if not valid_id(row):
-                continue
-            decision = decided.get(index, {})
+        for index, row, decision in rows_with_decisions(path, MINHASH_COLUMNS, decided,
+                                                        streamed_decisions(self.decision_runs, key)):
             if DROP in decision:
                 continue
             weight = decision.get(WEIGHT, row_weight(row))
@@ -202,16 +227,8 @@ class ApplyDecisionsFn(beam.DoFn):
 
     def process(self, element, *_ready):
         path, decided = file_and_decisions(element[1])
-        streamed = self._streamed_decisions(element[0])
-        pending = next(streamed, None)
-        for index, row in _read(path, None):
-            decision = decided.get(index, {})
-            while pending is not None and pending[0] <= index:
-                if pending[0] == index:
-                    decision = {**decision, pending[1]: pending[2]}
-                pending = next(streamed, None)
-            if not valid_id(row):
-                continue
+        for index, row, decision in rows_with_decisions(path, None, decided,
+                                                        streamed_decisions(self.decision_runs, element[0])):
             if DROP in decision:
                 continue
             if NEAR in decision:
@@ -222,11 +239,3 @@ class ApplyDecisionsFn(beam.DoFn):
             _count("kept")
             weight = decision.get(WEIGHT, row_weight(row)) + decision.get(CREDIT, 0)
             yield {**row, "text": as_text(row.get("text")), "dup_count": weight}
-
-    def _streamed_decisions(self, key: str):
-        """The file's decisions from the file exchange's runs (``file_exchange``), in row order."""
-        if self.decision_runs is None:
-            return iter(())
-        from pipeline.dedup.runs import list_runs, merge_runs
-
-        return iter(merge_runs(list_runs(self.decision_runs(key)), self.decision_runs(key + "-merge")))
