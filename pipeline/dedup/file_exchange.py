@@ -40,18 +40,13 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
 
+from pipeline.beam_utils import join as _join
 from pipeline.dedup.components import NAMESPACE
 from pipeline.dedup.minhash import MinHashConfig, fingerprint_jaccard
 from pipeline.dedup.runs import PartitionedRunWriter, list_runs, merge_runs, partition_of, read_run
 from pipeline.dedup.shards import CREDIT, DROP, NEAR, REJECTS, WEIGHT, MinHashFileFn, ReadMetadataFn
 
 MAX_PARTITIONS = 64
-
-
-def _join(base: str, *parts: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.join(base, *parts)
 
 
 class RunLayout:

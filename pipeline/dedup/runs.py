@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.beam_utils import join as _join
+
 CHUNK_BYTES = 256 * 1024  # records per pickled chunk: one chunk per open run is held while merging
 FAN_IN = 128  # runs merged at once; more are merged in a cascade through intermediate runs
 BUFFER_BYTES = 32 * 1024 * 1024  # records a writer holds before it sorts them and spills a run
@@ -34,10 +36,6 @@ RUN_SUFFIX = ".run"
 def record_bytes(record: tuple) -> int:
     """A cheap estimate of the memory a record's payload takes (strings and bytes, plus overhead)."""
     return 64 + sum(len(x) for x in record if isinstance(x, (str, bytes)))
-
-
-def _join(base: str, name: str) -> str:
-    return FileSystems.join(base, name)
 
 
 def write_run(path: str, records: Iterable[tuple]) -> int:
